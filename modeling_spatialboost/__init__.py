@@ -1,0 +1,43 @@
+"""SpatialBoost encoders as transformers models (https://arxiv.org/abs/2603.22057).
+
+Importing this package registers the SpatialBoost configurations and models with `AutoConfig` and `AutoModel`,
+so saved SpatialBoost folders load without `trust_remote_code`.
+"""
+
+from transformers import AutoConfig, AutoModel
+
+from .configuration_spatialboost import (
+    SpatialBoostDinov3ViTConfig,
+    SpatialBoostSiglip2VisionConfig,
+    SpatialBoostSiglipVisionConfig,
+)
+from .modeling_spatialboost import (
+    SpatialBoostDinov3ViTModel,
+    SpatialBoostSiglip2VisionModel,
+    SpatialBoostSiglipVisionModel,
+)
+
+
+# Base checkpoint `model_type` -> the SpatialBoost class that converts it. Full SigLIP / SigLIP2 checkpoints (text
+# and vision towers) convert their vision tower.
+SUPPORTED_BASE_MODEL_TYPES = {
+    "dinov3_vit": SpatialBoostDinov3ViTModel,
+    "siglip": SpatialBoostSiglipVisionModel,
+    "siglip_vision_model": SpatialBoostSiglipVisionModel,
+    "siglip2": SpatialBoostSiglip2VisionModel,
+    "siglip2_vision_model": SpatialBoostSiglip2VisionModel,
+}
+
+for _model_class in (SpatialBoostDinov3ViTModel, SpatialBoostSiglipVisionModel, SpatialBoostSiglip2VisionModel):
+    AutoConfig.register(_model_class.config_class.model_type, _model_class.config_class)
+    AutoModel.register(_model_class.config_class, _model_class)
+
+__all__ = [
+    "SUPPORTED_BASE_MODEL_TYPES",
+    "SpatialBoostDinov3ViTConfig",
+    "SpatialBoostDinov3ViTModel",
+    "SpatialBoostSiglip2VisionConfig",
+    "SpatialBoostSiglip2VisionModel",
+    "SpatialBoostSiglipVisionConfig",
+    "SpatialBoostSiglipVisionModel",
+]
