@@ -14,8 +14,8 @@ Where the branch attaches in one encoder layer (everything outside `attention` i
 
 `Attn⁺` starts as an exact copy of `Attn` and `a` at zero, so a freshly converted encoder computes exactly what its
 base computed. Upstream parameter names are untouched (a base checkpoint loads without a key map); the new weights
-all live under `attn_plus`. Both branches run in one pass: one GEMM produces the six q/k/v projections and one
-attention call covers the 2 × heads heads.
+all live under `attn_plus`. The two branches run as two plain passes: on CPU this measured faster than one fused
+pass (benchmarks/bench_encoder.py).
 
 This file travels to the Hub as remote code: it imports only torch, transformers, huggingface_hub and
 `configuration_spatialboost`.
@@ -24,7 +24,6 @@ This file travels to the Hub as remote code: it imports only torch, transformers
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from huggingface_hub import ModelCard, ModelCardData
 from torch import nn
 from transformers import (
@@ -82,12 +81,6 @@ class AttnPlus(nn.Module):
         self.mix_logit = nn.Parameter(torch.zeros(attention.embed_dim))
 
 
-def _bias_or_zeros(linear: nn.Linear) -> torch.Tensor:
-    if linear.bias is not None:
-        return linear.bias
-    return torch.zeros(linear.out_features, dtype=linear.weight.dtype, device=linear.weight.device)
-
-
 class DualChannelAttentionMixin:
     """Turns an upstream attention class into a dual-channel one; mixed in before the upstream class.
 
@@ -114,31 +107,27 @@ class DualChannelAttentionMixin:
                 target.bias.copy_(source.bias)
         self.attn_plus.mix_logit.zero_()
 
-    def forward(
+    def attend(
         self,
+        projections: nn.Module,
         hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+        attention_mask: torch.Tensor | None,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor] | None,
         **kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        # Replaces the upstream forward: both branches in one pass, mixed after the output projections.
-        batch_size, num_tokens, _ = hidden_states.shape
+        """One branch: the upstream attention computed with the q/k/v/output projections held by `projections`."""
         q_name, k_name, v_name, o_name = self.projection_names
-        plus = self.attn_plus
-        # Rows ordered [q, q⁺, k, k⁺, v, v⁺] so that one view splits them into 2 × heads heads without a copy.
-        projections = [getattr(module, name) for name in (q_name, k_name, v_name) for module in (self, plus)]
-        weight = torch.cat([linear.weight for linear in projections])
-        bias = torch.cat([_bias_or_zeros(linear) for linear in projections])
-        qkv = F.linear(hidden_states, weight, bias)
-        # (batch, tokens, 3, 2 * heads, head_dim) -> (3, batch, 2 * heads, tokens, head_dim); heads [0, h) are Attn
-        qkv = qkv.view(batch_size, num_tokens, 3, 2 * self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        queries, keys, values = qkv.unbind(0)
+        batch_size, num_tokens, _ = hidden_states.shape
+        # (batch, tokens, hidden) -> (batch, heads, tokens, head_dim)
+        shape = (batch_size, num_tokens, -1, self.head_dim)
+        queries = getattr(projections, q_name)(hidden_states).view(shape).transpose(1, 2)
+        keys = getattr(projections, k_name)(hidden_states).view(shape).transpose(1, 2)
+        values = getattr(projections, v_name)(hidden_states).view(shape).transpose(1, 2)
         queries, keys = self.rotate_queries_and_keys(queries, keys, position_embeddings)
-
         attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )
-        # attn_output: (batch, tokens, 2 * heads, head_dim); attn_weights (eager only): (batch, 2 * heads, q, k)
+        # attn_output: (batch, tokens, heads, head_dim)
         attn_output, attn_weights = attention_interface(
             self,
             queries,
@@ -149,12 +138,28 @@ class DualChannelAttentionMixin:
             scaling=self.head_dim**-0.5,
             **kwargs,
         )
-        base_heads, plus_heads = attn_output.chunk(2, dim=2)
-        base_output = getattr(self, o_name)(base_heads.reshape(batch_size, num_tokens, -1))
-        plus_output = getattr(plus, o_name)(plus_heads.reshape(batch_size, num_tokens, -1))
+        return getattr(projections, o_name)(attn_output.reshape(batch_size, num_tokens, -1)), attn_weights
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # Replaces the upstream forward: Attn and Attn⁺ as two plain passes, mixed per channel after the output
+        # projections. Two passes measured faster than one fused pass (one GEMM for both q/k/v sets, one attention
+        # call over both head sets): benchmarks/bench_encoder.py, README "Cost".
+        base_output, base_weights = self.attend(self, hidden_states, attention_mask, position_embeddings, **kwargs)
+        plus_output, plus_weights = self.attend(
+            self.attn_plus, hidden_states, attention_mask, position_embeddings, **kwargs
+        )
         # α ⊙ Attn + (1 − α) ⊙ Attn⁺ == Attn⁺ + α ⊙ (Attn − Attn⁺): exact when the branches agree.
-        alpha = torch.sigmoid(plus.mix_logit).to(plus_output.dtype)
-        return torch.lerp(plus_output, base_output, alpha), attn_weights
+        alpha = torch.sigmoid(self.attn_plus.mix_logit).to(plus_output.dtype)
+        output = torch.lerp(plus_output, base_output, alpha)
+        # Eager attention returns weights: (batch, 2 × heads, queries, keys), Attn's heads first.
+        weights = None if base_weights is None else torch.cat([base_weights, plus_weights], dim=1)
+        return output, weights
 
 
 class SpatialBoostDinov3ViTAttention(DualChannelAttentionMixin, DINOv3ViTAttention):
@@ -198,6 +203,12 @@ class SpatialBoostMixin:
     _keys_to_ignore_on_load_missing = [r"\.attn_plus\."]
 
     def __init__(self, config):
+        # Compared by model_type: with remote code, the configuration class may come from another module copy.
+        if config.model_type != self.config_class.model_type:
+            raise ValueError(
+                f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}; "
+                f"convert a base model or checkpoint with `{type(self).__name__}.from_base`."
+            )
         super().__init__(config)
         for index in config.boosted_layer_indices:
             layer = self.encoder_layers[index]
