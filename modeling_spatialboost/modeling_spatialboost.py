@@ -21,10 +21,11 @@ This file travels to the Hub as remote code: it imports only torch, transformers
 `configuration_spatialboost`.
 """
 
+import tempfile
 from dataclasses import dataclass
 
 import torch
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import CommitInfo, HfApi, ModelCard, ModelCardData
 from torch import nn
 from transformers import (
     AutoImageProcessor,
@@ -378,9 +379,34 @@ Pin `revision=` to a commit: the modelling code is run from this repository.
 """
         return ModelCard(content)
 
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        commit_message: str = "Upload SpatialBoost encoder",
+        create_pr: bool = False,
+    ) -> CommitInfo:
+        """Uploads what `save_pretrained` writes (weights, config, remote code, image processor, model card).
+
+        Replaces the upstream `push_to_hub`, which would overwrite this model card with a generic one.
+        """
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder)
+            return api.upload_folder(
+                repo_id=repo_id,
+                folder_path=folder,
+                commit_message=commit_message,
+                revision=revision,
+                create_pr=create_pr,
+            )
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         # Adds what the Hub contract asks for beside config and weights: the image processor and the model card.
-        # `push_to_hub` saves through here too.
         super().save_pretrained(save_directory, *args, **kwargs)
         self.image_processor.save_pretrained(save_directory)
         self.create_model_card().save(f"{save_directory}/README.md")

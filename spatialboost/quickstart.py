@@ -74,7 +74,10 @@ def scene_image(seed: int) -> Image.Image:
 def tour(name: str, make_base, workdir: Path, steps: int) -> dict:
     torch.manual_seed(0)
     base = make_base().eval()
-    base_dir, boosted_dir = workdir / f"{base.config.model_type}-base", workdir / f"{base.config.model_type}-spatialboost"
+    base_dir, boosted_dir = (
+        workdir / f"{base.config.model_type}-base",
+        workdir / f"{base.config.model_type}-spatialboost",
+    )
     base.save_pretrained(base_dir)
     boosted = convert_to_spatialboost(base_dir)
     boosted.image_processor.save_pretrained(base_dir)  # a real base checkpoint ships its processor

@@ -4,10 +4,12 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from huggingface_hub import HfApi, RepoUrl
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from transformers import (
@@ -322,7 +324,9 @@ def test_conversion_from_folder_keeps_base_outputs_and_processor(family, tmp_pat
     assert boosted.config.base_model_name_or_path == str(tmp_path / "base")
     inputs = family.inputs()
     with torch.no_grad():
-        torch.testing.assert_close(boosted(**inputs).last_hidden_state, base(**inputs).last_hidden_state, atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            boosted(**inputs).last_hidden_state, base(**inputs).last_hidden_state, atol=1e-5, rtol=0
+        )
     assert boosted.image_processor.to_dict() == processor.to_dict()
 
 
@@ -354,9 +358,9 @@ def test_convert_command_writes_a_complete_folder(tmp_path, capsys):
 
 
 def test_unsupported_base_type_names_the_supported_ones(tmp_path):
-    BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=32)).save_pretrained(
-        tmp_path
-    )
+    BertModel(
+        BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=32)
+    ).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="'bert' checkpoint.*dinov3_vit.*siglip.*siglip2"):
         convert_to_spatialboost(tmp_path)
 
@@ -386,3 +390,29 @@ def test_wrong_channel_count_in_pixel_values(family):
     inputs["pixel_values"] = pixel_values[:, :1] if pixel_values.ndim == 4 else pixel_values[..., :64]
     with pytest.raises(ValueError, match="pixel_values must be"):
         boosted(**inputs)
+
+
+def test_push_to_hub_uploads_the_complete_folder_with_its_card(monkeypatch):
+    uploaded = {}
+
+    def create_repo(self, repo_id, private=None, exist_ok=False, **kwargs):
+        uploaded["private"] = private
+        return RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    def upload_folder(self, repo_id, folder_path, **kwargs):
+        uploaded.update(repo_id=repo_id, files={p.name: p.read_bytes() for p in Path(folder_path).iterdir()})
+        return "commit"
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    boosted = SpatialBoostDinov3ViTModel.from_base(make_base(FAMILIES[0]))
+    boosted.config.base_model_name_or_path = "facebook/dinov3-vits16-pretrain-lvd1689m"
+    boosted.config.training_datasets = ["org/spatialboost-multiturn"]
+    boosted.push_to_hub("org/dinov3-spatialboost", private=True)
+    assert uploaded["repo_id"] == "org/dinov3-spatialboost" and uploaded["private"] is True
+    assert {"config.json", "model.safetensors", "modeling_spatialboost.py", "preprocessor_config.json"} <= set(
+        uploaded["files"]
+    )
+    card = uploaded["files"]["README.md"].decode()
+    assert "base_model: facebook/dinov3-vits16-pretrain-lvd1689m" in card
+    assert "- org/spatialboost-multiturn" in card and "license_name: dinov3-license" in card
