@@ -51,6 +51,8 @@ class SpatialBoostConfigMixin:
                 "`modeling_spatialboost.SUPPORTED_BASE_MODEL_TYPES`)."
             )
         if self.boost_layers is not None:
+            if not self.boost_layers:
+                raise ValueError("boost_layers is empty; give at least one layer index, or None for every layer.")
             self.boost_layers = sorted(set(self.boost_layers))
             out_of_range = [index for index in self.boost_layers if not 0 <= index < self.num_hidden_layers]
             if out_of_range:

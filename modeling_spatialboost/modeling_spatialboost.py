@@ -187,7 +187,7 @@ class SpatialBoostSiglip2Attention(DualChannelAttentionMixin, Siglip2Attention):
 
 @dataclass(frozen=True)
 class BoostFamily:
-    """What differs between encoder families: where their attention modules live and how their inputs look."""
+    """What differs between encoder families at model level: their attention class, where it sits, their licence."""
 
     attention_class: type
     attention_attr: str  # attribute of an encoder layer holding its attention

@@ -365,9 +365,16 @@ def test_unsupported_base_type_names_the_supported_ones(tmp_path):
         convert_to_spatialboost(tmp_path)
 
 
-def test_layer_index_out_of_range(family):
+def test_layer_index_out_of_range_or_empty(family):
     with pytest.raises(ValueError, match=r"boost_layers \[2\] out of range.*2 layers"):
         family.boost_class.from_base(make_base(family), boost_layers=[0, 2])
+    with pytest.raises(ValueError, match="boost_layers is empty"):
+        family.boost_class.from_base(make_base(family), boost_layers=[])
+
+
+def test_upstream_config_given_to_the_model_class(family):
+    with pytest.raises(ValueError, match="from_base"):
+        family.boost_class(family.make_config())
 
 
 def test_wrong_family_is_rejected_both_ways(tmp_path):
