@@ -224,8 +224,8 @@ def test_gradient_checkpointing_gives_the_same_gradients(family):
         return {name: p.grad.clone() for name, p in boosted.named_parameters() if p.requires_grad}
 
     plain = gradients()
-    boosted.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    assert boosted.is_gradient_checkpointing
+    boosted.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    assert boosted.is_activation_checkpointing
     checkpointed = gradients()
     for name in plain:
         torch.testing.assert_close(checkpointed[name], plain[name], atol=1e-6, rtol=1e-5)
