@@ -296,7 +296,8 @@ class SpatialBoostMixin:
                 },
                 attn_implementation=base.config._attn_implementation,
             )
-            model = cls(config).to(device=base.device, dtype=base.dtype)
+            with torch.device(base.device):  # built where the base lives, in its dtype: no host-side copy
+                model = cls._from_config(config, dtype=base.dtype)
             incompatible = model.load_state_dict(base.state_dict(), strict=False)
             missing = [key for key in incompatible.missing_keys if ".attn_plus." not in key]
             if missing or incompatible.unexpected_keys:
@@ -304,6 +305,10 @@ class SpatialBoostMixin:
                     f"{type(base).__name__} does not match {cls.__name__}: missing {missing}, "
                     f"unexpected {incompatible.unexpected_keys}."
                 )
+            # Non-persistent buffers (RoPE frequencies, position ids) are not in the state dict; a base cast with
+            # `.to(dtype)` carries rounded copies of them, which the boosted encoder must use too to stay exact.
+            for name, buffer in base.named_buffers():
+                model.get_buffer(name).copy_(buffer)
             model.reset_attn_plus()
             return model
 

@@ -231,6 +231,18 @@ def test_gradient_checkpointing_gives_the_same_gradients(family):
         torch.testing.assert_close(checkpointed[name], plain[name], atol=1e-6, rtol=1e-5)
 
 
+def test_bf16_base_converts_exactly(family):
+    base = make_base(family).to(torch.bfloat16)
+    boosted = family.boost_class.from_base(base).eval()
+    inputs = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in family.inputs().items()}
+    with torch.no_grad():
+        assert torch.equal(boosted(**inputs).last_hidden_state, base(**inputs).last_hidden_state)
+    # At real sizes (DINOv3 ViT-B, 14 × 14 patches) RoPE frequencies rounded to bf16 by `.to()` change the output, so
+    # the boosted encoder must carry the base's rounded buffers, not freshly computed fp32 ones.
+    for name, buffer in base.named_buffers():
+        assert torch.equal(boosted.get_buffer(name).double(), buffer.double()), name
+
+
 def test_bf16_forward(family):
     boosted = family.boost_class.from_base(make_base(family)).eval()
     inputs = family.inputs()
