@@ -1,6 +1,6 @@
 """Cost of SpatialBoost's dual-channel attention against the base encoder, measured side by side in one run.
 
-For DINOv3 ViT-S/16 and ViT-B/16 shapes (random weights, 224², batch 8, fp32) it prints:
+For DINOv3 (or SigLIP, `--family siglip`) ViT-S/16 and ViT-B/16 shapes (random weights, 224², batch 8, fp32) it prints:
 - forward time of the boosted encoder (two plain branches, as shipped) and of a fused variant (one GEMM for both
   q/k/v sets, one SDPA call over both head sets), over the base encoder's;
 - a stage-3 training step (forward + backward + AdamW, only Attn⁺ and a trainable) over a full fine-tuning step of
@@ -18,9 +18,9 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import DINOv3ViTConfig, DINOv3ViTModel
+from transformers import DINOv3ViTConfig, DINOv3ViTModel, SiglipVisionConfig, SiglipVisionModel
 
-from modeling_spatialboost import SpatialBoostDinov3ViTModel
+from modeling_spatialboost import SpatialBoostDinov3ViTModel, SpatialBoostSiglipVisionModel
 
 
 SHAPES = {
@@ -54,8 +54,9 @@ class FusedDualAttention(nn.Module):
         attn_output = F.scaled_dot_product_attention(queries, keys, values, scale=dual.head_dim**-0.5)
         # (batch, 2 * heads, tokens, head_dim) -> two (batch, tokens, hidden)
         base_heads, plus_heads = attn_output.transpose(1, 2).chunk(2, dim=2)
-        base = dual.o_proj(base_heads.reshape(batch_size, num_tokens, -1))
-        plus_output = plus.o_proj(plus_heads.reshape(batch_size, num_tokens, -1))
+        out_name = dual.projection_names[3]
+        base = getattr(dual, out_name)(base_heads.reshape(batch_size, num_tokens, -1))
+        plus_output = getattr(plus, out_name)(plus_heads.reshape(batch_size, num_tokens, -1))
         return torch.lerp(plus_output, base, torch.sigmoid(plus.mix_logit)), None
 
 
@@ -97,14 +98,19 @@ def adamw_state_bytes(parameters) -> int:
 
 def bench(name: str, shape: dict, args) -> dict:
     torch.manual_seed(0)
-    config = DINOv3ViTConfig(**shape, num_register_tokens=4, image_size=224, patch_size=16)
+    if args.family == "dinov3":
+        config = DINOv3ViTConfig(**shape, num_register_tokens=4, image_size=224, patch_size=16)
+        base_class, boost_class = DINOv3ViTModel, SpatialBoostDinov3ViTModel
+    else:
+        config = SiglipVisionConfig(**shape, image_size=224, patch_size=16)
+        base_class, boost_class = SiglipVisionModel, SpatialBoostSiglipVisionModel
     config._attn_implementation = args.attn_implementation
     dtype = getattr(torch, args.dtype)
-    base = DINOv3ViTModel(config).to(args.device, dtype)
-    boosted = SpatialBoostDinov3ViTModel.from_base(base)
+    base = base_class(config).to(args.device, dtype)
+    boosted = boost_class.from_base(base)
     fused = copy.deepcopy(boosted)
     for index, attention in fused.dual_attentions.items():
-        fused.model.layer[index].attention = FusedDualAttention(attention)
+        setattr(fused.encoder_layers[index], fused.boost_family.attention_attr, FusedDualAttention(attention))
     pixel_values = torch.randn(args.batch_size, 3, 224, 224, device=args.device, dtype=dtype)
 
     def forward(model):
@@ -156,6 +162,7 @@ def bench(name: str, shape: dict, args) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--family", default="dinov3", choices=["dinov3", "siglip"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -164,7 +171,7 @@ def main():
     parser.add_argument("--shapes", nargs="+", default=["ViT-S/16", "ViT-B/16"], choices=list(SHAPES))
     args = parser.parse_args()
     print(
-        f"device {args.device}, {args.dtype}, batch {args.batch_size}, 224², attention {args.attn_implementation}, "
+        f"{args.family}, device {args.device}, {args.dtype}, batch {args.batch_size}, 224², attention {args.attn_implementation}, "
         f"torch threads {torch.get_num_threads()}, fastest of {args.repeats} interleaved rounds"
     )
     print(

@@ -137,7 +137,7 @@ def main():
     args = parser.parse_args()
     print(f"device {args.device}, {args.dtype}, batch {args.batch_size}, random weights")
     print(
-        "| encoder shape | params (boosted) | trainable | max |boosted − base| | convert (s) | stage-3 step (s) | peak memory |"
+        "| encoder shape | params (boosted) | trainable | max |boosted − base| | convert (s) | one stage-3 step, first call (s) | peak memory |"
     )
     print("|---|---|---|---|---|---|---|")
     for name in args.shapes:
