@@ -4,7 +4,7 @@ Importing this package registers the SpatialBoost configurations and models with
 so saved SpatialBoost folders load without `trust_remote_code`.
 """
 
-from transformers import AutoConfig, AutoModel
+from transformers import AutoBackbone, AutoConfig, AutoModel
 
 from .configuration_spatialboost import (
     SpatialBoostDinov3ViTConfig,
@@ -12,6 +12,7 @@ from .configuration_spatialboost import (
     SpatialBoostSiglipVisionConfig,
 )
 from .modeling_spatialboost import (
+    SpatialBoostDinov3ViTBackbone,
     SpatialBoostDinov3ViTModel,
     SpatialBoostSiglip2VisionModel,
     SpatialBoostSiglipVisionModel,
@@ -31,9 +32,11 @@ SUPPORTED_BASE_MODEL_TYPES = {
 for _model_class in (SpatialBoostDinov3ViTModel, SpatialBoostSiglipVisionModel, SpatialBoostSiglip2VisionModel):
     AutoConfig.register(_model_class.config_class.model_type, _model_class.config_class)
     AutoModel.register(_model_class.config_class, _model_class)
+AutoBackbone.register(SpatialBoostDinov3ViTConfig, SpatialBoostDinov3ViTBackbone)
 
 __all__ = [
     "SUPPORTED_BASE_MODEL_TYPES",
+    "SpatialBoostDinov3ViTBackbone",
     "SpatialBoostDinov3ViTConfig",
     "SpatialBoostDinov3ViTModel",
     "SpatialBoostSiglip2VisionConfig",

@@ -29,6 +29,7 @@ from huggingface_hub import CommitInfo, HfApi, ModelCard, ModelCardData
 from torch import nn
 from transformers import (
     AutoImageProcessor,
+    DINOv3ViTBackbone,
     DINOv3ViTImageProcessor,
     DINOv3ViTModel,
     Siglip2ImageProcessor,
@@ -422,8 +423,8 @@ Pin `revision=` to a commit: the modelling code is run from this repository.
         return super().forward(pixel_values, *args, **kwargs)
 
 
-class SpatialBoostDinov3ViTModel(SpatialBoostMixin, DINOv3ViTModel):
-    """[`DINOv3ViTModel`] whose attention layers carry the SpatialBoost branch (see the module docstring)."""
+class Dinov3Family:
+    """What the DINOv3 ViT classes (model and backbone) share: their attention, layers, processor and licence."""
 
     config_class = SpatialBoostDinov3ViTConfig
     config: SpatialBoostDinov3ViTConfig
@@ -442,6 +443,17 @@ class SpatialBoostDinov3ViTModel(SpatialBoostMixin, DINOv3ViTModel):
     def default_image_processor(self):
         size = self.config.image_size
         return DINOv3ViTImageProcessor(size={"height": size, "width": size})
+
+
+class SpatialBoostDinov3ViTModel(Dinov3Family, SpatialBoostMixin, DINOv3ViTModel):
+    """[`DINOv3ViTModel`] whose attention layers carry the SpatialBoost branch (see the module docstring)."""
+
+
+class SpatialBoostDinov3ViTBackbone(Dinov3Family, SpatialBoostMixin, DINOv3ViTBackbone):
+    """[`DINOv3ViTBackbone`] with the SpatialBoost branch, for dense heads (DPT and others) through `AutoBackbone`.
+
+    Same weights as [`SpatialBoostDinov3ViTModel`]: either class loads the other's folder.
+    """
 
 
 class SpatialBoostSiglipVisionModel(SpatialBoostMixin, SiglipVisionModel):
@@ -503,6 +515,7 @@ class SpatialBoostSiglip2VisionModel(SpatialBoostMixin, Siglip2VisionModel):
 
 
 __all__ = [
+    "SpatialBoostDinov3ViTBackbone",
     "SpatialBoostDinov3ViTModel",
     "SpatialBoostSiglip2VisionModel",
     "SpatialBoostSiglipVisionModel",
@@ -514,3 +527,4 @@ __all__ = [
 for _model_class in (SpatialBoostDinov3ViTModel, SpatialBoostSiglipVisionModel, SpatialBoostSiglip2VisionModel):
     _model_class.config_class.register_for_auto_class()
     _model_class.register_for_auto_class("AutoModel")
+SpatialBoostDinov3ViTBackbone.register_for_auto_class("AutoBackbone")

@@ -13,10 +13,12 @@ from huggingface_hub import HfApi, RepoUrl
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from transformers import (
+    AutoBackbone,
     AutoImageProcessor,
     AutoModel,
     BertConfig,
     BertModel,
+    DINOv3ViTBackbone,
     DINOv3ViTConfig,
     DINOv3ViTModel,
     Siglip2ImageProcessor,
@@ -32,6 +34,7 @@ from transformers.models.siglip.modeling_siglip import SiglipAttention
 from transformers.models.siglip2.modeling_siglip2 import Siglip2Attention
 
 from modeling_spatialboost import (
+    SpatialBoostDinov3ViTBackbone,
     SpatialBoostDinov3ViTConfig,
     SpatialBoostDinov3ViTModel,
     SpatialBoostSiglip2VisionModel,
@@ -435,3 +438,28 @@ def test_push_to_hub_uploads_the_complete_folder_with_its_card(monkeypatch):
     card = uploaded["files"]["README.md"].decode()
     assert "base_model: facebook/dinov3-vits16-pretrain-lvd1689m" in card
     assert "- org/spatialboost-multiturn" in card and "license_name: dinov3-license" in card
+
+
+def test_dinov3_backbone_converts_exactly_and_reads_a_model_folder(tmp_path):
+    config = FAMILIES[0].make_config()
+    config.out_indices = [1, 2]
+    torch.manual_seed(0)
+    base = DINOv3ViTBackbone(config).eval()
+    backbone = SpatialBoostDinov3ViTBackbone.from_base(base).eval()
+    perturb_attn_plus(backbone)
+    pixel_values = FAMILIES[0].inputs()["pixel_values"]
+    with torch.no_grad():
+        assert backbone(pixel_values).feature_maps[0].shape == (2, 32, 4, 4)
+        backbone.reset_attn_plus()
+        for got, want in zip(backbone(pixel_values).feature_maps, base(pixel_values).feature_maps, strict=True):
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    # The model and the backbone share weights: a saved SpatialBoost model loads as a backbone for dense heads.
+    model = SpatialBoostDinov3ViTModel.from_base(make_base(FAMILIES[0])).eval()
+    perturb_attn_plus(model)
+    model.save_pretrained(tmp_path)
+    as_backbone = SpatialBoostDinov3ViTBackbone.from_pretrained(tmp_path, out_indices=[2]).eval()
+    assert type(AutoBackbone.from_config(as_backbone.config)) is SpatialBoostDinov3ViTBackbone
+    with torch.no_grad():
+        tokens = model(pixel_values).last_hidden_state[:, 3:]  # CLS + 2 registers stripped
+        feature_map = as_backbone(pixel_values).feature_maps[0]
+    torch.testing.assert_close(feature_map.flatten(2).transpose(1, 2), tokens)
