@@ -358,7 +358,7 @@ class SpatialBoostMixin:
             tags=["spatialboost", "vision", "image-feature-extraction", self.config.model_type],
             datasets=self.config.training_datasets,
         )
-        layers = self.config.boost_layers or "all"
+        layers = f"layers {self.config.boost_layers}" if self.config.boost_layers else "every layer"
         content = f"""---
 {card_data.to_yaml()}
 ---
@@ -366,7 +366,7 @@ class SpatialBoostMixin:
 # {type(self).__name__}
 
 A SpatialBoost encoder ([paper]({PAPER_URL})): `{base or "a randomly initialised encoder"}` with a dual-channel
-attention in layers {layers}. The base attention is frozen; a trainable copy `Attn⁺` and a per-channel mix logit `a`
+attention in {layers}. The base attention is frozen; a trainable copy `Attn⁺` and a per-channel mix logit `a`
 (α = sigmoid(a)) were added, so the output of each layer is α ⊙ Attn(x) + (1 − α) ⊙ Attn⁺(x).
 
 Trained on: {", ".join(self.config.training_datasets or []) or "nothing yet (freshly converted: outputs equal the base encoder's)"}.

@@ -109,11 +109,13 @@ def test_classification_probes_on_separable_and_on_random_features():
     labels = torch.arange(40) % 4
     centres = 3 * torch.randn(4, 16, generator=torch.Generator().manual_seed(0))
     pooled = centres[labels] + 0.1 * torch.randn(40, 16, generator=torch.Generator().manual_seed(1))
+
     def split(x):
         return (
             EncodedImages(patches=torch.zeros(1), pooled=x[:30]),
             EncodedImages(patches=torch.zeros(1), pooled=x[30:]),
         )
+
     train, test = split(pooled)
     scores = classification_probes(train, labels[:30], test, labels[30:], k=5)
     assert scores == {"knn_accuracy": 1.0, "linear_accuracy": 1.0}

@@ -1,0 +1,339 @@
+"""What the three SpatialBoost training stages share: freezing policy, optimizer groups, dataset validation, export.
+
+SpatialBoost (Jeon et al., https://arxiv.org/abs/2603.22057) trains its VLM (`spatialboost.vlm`) in three stages:
+
+| stage | trains | frozen |
+|---|---|---|
+| 1 feature alignment | projector | encoder, LLM |
+| 2 visual instruction tuning | projector, LLM | encoder |
+| 3 spatial injection | Attn⁺ and a (projector with `train_projector`) | base encoder, LLM |
+
+The recipes (`recipes/stage{1,2,3}.py`) are thin scripts around these pieces and TRL's `SFTTrainer`.
+"""
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from datasets import Dataset, Image, List, concatenate_datasets, load_dataset
+from huggingface_hub import HfApi
+from transformers import LlavaProcessor
+from trl import SFTConfig, SFTTrainer
+
+from .vlm import SpatialBoostVLMForConditionalGeneration, image_tokens_per_image
+
+
+logger = logging.getLogger(__name__)
+STAGES = (1, 2, 3)
+STAGE_NAMES = {1: "feature alignment", 2: "visual instruction tuning", 3: "spatial injection"}
+
+
+def freeze_for_stage(
+    model: SpatialBoostVLMForConditionalGeneration, stage: int, train_projector: bool = False
+) -> list[str]:
+    """Sets `requires_grad` for one stage (see the module table) and returns the names of the trainable parameters.
+
+    Args:
+        model (`SpatialBoostVLMForConditionalGeneration`): the VLM.
+        stage (`int`): 1, 2 or 3.
+        train_projector (`bool`, *optional*, defaults to `False`):
+            Stage 3 only: also train the projector (the paper does not say whether it does).
+    """
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {stage}.")
+    if train_projector and stage != 3:
+        raise ValueError("train_projector is a stage-3 option; stages 1 and 2 always train the projector.")
+    model.requires_grad_(False)
+    if stage == 3:
+        model.model.vision_tower.freeze_for_spatialboost()
+    if stage in (1, 2) or train_projector:
+        model.model.multi_modal_projector.requires_grad_(True)
+    if stage == 2:
+        model.model.language_model.requires_grad_(True)
+        model.lm_head.requires_grad_(True)
+    return [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+
+
+def is_mix_logit(name: str) -> bool:
+    """Whether a parameter name is a SpatialBoost mix logit `a`."""
+    return name.endswith(".attn_plus.mix_logit")
+
+
+@dataclass
+class SpatialBoostSFTConfig(SFTConfig):
+    r"""
+    [`SFTConfig`] plus the SpatialBoost optimizer option, with `assistant_only_loss=True` by default (loss on the
+    assistant answers of every turn, with their end-of-turn token, and nothing else).
+
+    Args:
+        mix_logit_learning_rate (`float`, *optional*):
+            Learning rate of the mix logits `a` (their own parameter group, never weight-decayed: decay would pull α
+            towards 0.5). `None` means `learning_rate`.
+    """
+
+    mix_logit_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Learning rate of the mix logits a (own group, no weight decay); default: learning_rate."},
+    )
+    assistant_only_loss: bool = field(default=True, metadata={"help": "Loss on the assistant answers only."})
+
+
+@dataclass
+class SpatialBoostDataArguments:
+    """Which datasets a stage trains on, and what to do with rows that fail validation."""
+
+    dataset_names: list[str] = field(
+        metadata={"help": "Hub ids or local folders (parquet) of datasets with images + messages; concatenated."}
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Dataset configuration name (all datasets)."})
+    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    on_bad_rows: str = field(
+        default="raise",
+        metadata={"help": "What validation does with bad rows: 'raise' (name them) or 'skip' (drop and count them)."},
+    )
+    validation_num_proc: int | None = field(default=None, metadata={"help": "Processes for the validation pass."})
+
+
+def load_training_data(args: SpatialBoostDataArguments) -> Dataset:
+    """The train splits of `args.dataset_names`, reduced to `images` and `messages` and concatenated."""
+    parts = []
+    for name in args.dataset_names:
+        dataset = load_dataset(name, args.dataset_config, split=args.dataset_train_split)
+        missing = {"images", "messages"} - set(dataset.column_names)
+        if missing:
+            raise ValueError(
+                f"{name} has no {sorted(missing)} column (columns: {dataset.column_names}); SpatialBoost datasets "
+                "have `images` (a list) and `messages` (TRL conversational format)."
+            )
+        parts.append(dataset.select_columns(["images", "messages"]))
+    return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
+
+
+def optimizer_parameter_groups(
+    model: torch.nn.Module, decay_parameter_names: set[str], weight_decay: float, mix_logit_learning_rate: float | None
+) -> list[dict]:
+    """The trainable parameters in three groups: decayed, not decayed, and the mix logits `a` (own lr, no decay)."""
+    groups = {"decay": [], "no_decay": [], "mix_logit": []}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        key = "mix_logit" if is_mix_logit(name) else "decay" if name in decay_parameter_names else "no_decay"
+        groups[key].append(parameter)
+    mix_group = {"params": groups["mix_logit"], "weight_decay": 0.0}
+    if mix_logit_learning_rate is not None:
+        mix_group["lr"] = mix_logit_learning_rate
+    candidates = [
+        {"params": groups["decay"], "weight_decay": weight_decay},
+        {"params": groups["no_decay"], "weight_decay": 0.0},
+        mix_group,
+    ]
+    return [group for group in candidates if group["params"]]
+
+
+class SpatialBoostSFTTrainer(SFTTrainer):
+    """[`SFTTrainer`] whose optimizer gives the mix logits `a` their own learning rate and no weight decay."""
+
+    def create_optimizer(self, model=None):
+        # Replaces the upstream two groups (decay / no decay) with three: the mix logits get their own.
+        if self.optimizer is None:
+            opt_model = self.model if model is None else model
+            groups = optimizer_parameter_groups(
+                opt_model,
+                set(self.get_decay_parameter_names(opt_model)),
+                self.args.weight_decay,
+                self.args.mix_logit_learning_rate,
+            )
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+            self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return self.optimizer
+
+
+@dataclass
+class ValidationReport:
+    """What the up-front validation found: the problems of each bad row, and how many rows each problem hit."""
+
+    num_rows: int
+    bad_rows: dict[int, list[str]]
+
+    @property
+    def counts(self) -> Counter:
+        return Counter(problem.split(":")[0] for problems in self.bad_rows.values() for problem in problems)
+
+    def summary(self, max_rows: int = 20) -> str:
+        lines = [f"{len(self.bad_rows)} of {self.num_rows} rows are bad ({dict(self.counts)}):"]
+        for index, problems in list(self.bad_rows.items())[:max_rows]:
+            lines.append(f"  row {index}: {'; '.join(problems)}")
+        if len(self.bad_rows) > max_rows:
+            lines.append(f"  ... and {len(self.bad_rows) - max_rows} more rows")
+        return "\n".join(lines)
+
+
+def image_file_exists(image: dict) -> bool:
+    """Whether an undecoded image without bytes points at a file that exists."""
+    return image["path"] is not None and Path(image["path"]).is_file()
+
+
+def row_problems(
+    images: list | None,
+    messages: list[dict] | None,
+    num_text_tokens: int,
+    tokens_per_image: int,
+    max_length: int | None,
+) -> list[str]:
+    """The problems of one row (empty when the row is fine), each as "kind: detail"."""
+    problems = []
+    if not messages or not any(
+        message["role"] == "assistant"
+        and any(part["type"] == "text" and (part["text"] or "").strip() for part in message["content"])
+        for message in messages
+    ):
+        problems.append("empty conversation: no assistant answer to train on")
+    images = images or []
+    missing = [
+        i for i, image in enumerate(images) if image is None or not (image["bytes"] or image_file_exists(image))
+    ]
+    if missing:
+        problems.append(f"missing image: images {missing} are empty")
+    placeholders = sum(part["type"] == "image" for message in messages or [] for part in message["content"])
+    if placeholders != len(images):
+        problems.append(f"image mismatch: {placeholders} image placeholders, {len(images)} images")
+    length = num_text_tokens + placeholders * (tokens_per_image - 1)
+    if max_length is not None and length > max_length:
+        problems.append(f"too long: {length} tokens > max_length {max_length}")
+    return problems
+
+
+def validate_dataset(
+    dataset: Dataset,
+    processor: LlavaProcessor,
+    max_length: int | None,
+    on_bad_rows: str = "raise",
+    num_proc: int | None = None,
+) -> tuple[Dataset, ValidationReport]:
+    """Checks every row before training: missing images, placeholder/image count mismatch, empty conversations, and
+    samples longer than `max_length` once each `<image>` expands to its patch tokens (truncating one would cut image
+    tokens and fail mid-training).
+
+    Images are not decoded (only their presence is checked), so the pass costs one chat-template render and one
+    tokenization per row.
+
+    Args:
+        dataset (`Dataset`): rows with `images` and `messages` (the dataset contract).
+        processor (`LlavaProcessor`): the VLM's processor (chat template, tokenizer, patch count).
+        max_length (`int`, *optional*): the training `max_length`; `None` skips the length check.
+        on_bad_rows (`str`, *optional*, defaults to `"raise"`):
+            `"raise"`: raise a `ValueError` naming the bad rows. `"skip"`: drop them and log how many of each kind.
+        num_proc (`int`, *optional*): processes for the pass.
+
+    Returns:
+        `(Dataset, ValidationReport)`: the dataset (without the bad rows when skipping) and what was found.
+    """
+    if on_bad_rows not in ("raise", "skip"):
+        raise ValueError(f"on_bad_rows must be 'raise' or 'skip', got {on_bad_rows!r}.")
+    missing_columns = {"images", "messages"} - set(dataset.column_names)
+    if missing_columns:
+        raise ValueError(f"The dataset has no {sorted(missing_columns)} column; columns: {dataset.column_names}.")
+    tokens_per_image = image_tokens_per_image(processor)
+    tokenizer = processor.tokenizer
+    # Presence of images is all that is checked: keep them undecoded ({"bytes", "path"}).
+    view = dataset.select_columns(["images", "messages"]).cast_column("images", List(Image(decode=False)))
+
+    def find_problems(batch):
+        texts = [
+            processor.apply_chat_template(messages, tokenize=False) if messages else ""
+            for messages in batch["messages"]
+        ]
+        lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        return {
+            "problems": [
+                row_problems(images, messages, length, tokens_per_image, max_length)
+                for images, messages, length in zip(batch["images"], batch["messages"], lengths, strict=True)
+            ]
+        }
+
+    problems = view.map(find_problems, batched=True, remove_columns=view.column_names, num_proc=num_proc)["problems"]
+    report = ValidationReport(len(dataset), {i: p for i, p in enumerate(problems) if p})
+    if not report.bad_rows:
+        return dataset, report
+    if on_bad_rows == "raise":
+        raise ValueError(
+            f"Dataset validation failed before training (set on_bad_rows='skip' to drop these rows):\n{report.summary()}"
+        )
+    logger.warning("Skipping bad rows found by validation:\n%s", report.summary())
+    keep = [i for i in range(len(dataset)) if i not in report.bad_rows]
+    return dataset.select(keep), report
+
+
+def record_stage(model: SpatialBoostVLMForConditionalGeneration, stage: int, datasets: list[str], trained: list[str]):
+    """Appends one finished stage to `config.training_history` (stage, data, which modules trained)."""
+
+    def module(name: str) -> str:
+        if ".attn_plus." in name:
+            return "Attn⁺ and a"
+        parts = name.split(".")
+        return ".".join(parts[:2]) if parts[0] == "model" else parts[0]
+
+    modules = sorted({module(name) for name in trained})
+    entry = {"stage": stage, "name": STAGE_NAMES[stage], "datasets": list(datasets), "trained": modules}
+    history = [item for item in model.config.training_history or [] if item["stage"] != stage]
+    model.config.training_history = [*history, entry]
+
+
+def save_boosted_encoder(
+    model: SpatialBoostVLMForConditionalGeneration,
+    processor: LlavaProcessor,
+    output_dir: str | Path,
+    push_to_hub: str | None = None,
+    private: bool | None = None,
+) -> Path:
+    """Saves the VLM's encoder alone per the Hub contract (and pushes it when `push_to_hub` is a repo id).
+
+    The folder holds what the encoder's `save_pretrained` writes (config with `auto_map`, weights, remote code,
+    `preprocessor_config.json`, model card with `datasets`) and a "Training" section in the card listing the stages
+    from `config.training_history`.
+    """
+    encoder = model.model.vision_tower
+    history = model.config.training_history or []
+    encoder.config.training_datasets = sorted({name for item in history for name in item["datasets"]}) or None
+    encoder.image_processor = processor.image_processor
+    output_dir = Path(output_dir)
+    encoder.save_pretrained(output_dir)
+    lines = [
+        "",
+        "## Training",
+        "",
+        "Trained inside a VLM (this encoder -> 2-layer GELU projector -> "
+        f"`{model.config.text_config.name_or_path or model.config.text_config.model_type}`) with "
+        "[SpatialBoost's recipes](https://arxiv.org/abs/2603.22057):",
+        "",
+        "| stage | data | trained |",
+        "|---|---|---|",
+        *(
+            f"| {item['stage']} {item['name']} | {', '.join(item['datasets'])} | {', '.join(item['trained'])} |"
+            for item in history
+        ),
+        "",
+    ]
+    with open(output_dir / "README.md", "a", encoding="utf-8") as card:
+        card.write("\n".join(lines))
+    if push_to_hub:
+        api = HfApi()
+        repo_id = api.create_repo(push_to_hub, private=private, exist_ok=True).repo_id
+        api.upload_folder(repo_id=repo_id, folder_path=output_dir, commit_message="Upload SpatialBoost encoder")
+    return output_dir
+
+
+__all__ = [
+    "SpatialBoostDataArguments",
+    "SpatialBoostSFTConfig",
+    "SpatialBoostSFTTrainer",
+    "ValidationReport",
+    "freeze_for_stage",
+    "load_training_data",
+    "optimizer_parameter_groups",
+    "record_stage",
+    "save_boosted_encoder",
+    "validate_dataset",
+]
