@@ -29,6 +29,17 @@ class SkipReason(str, enum.Enum):
     TOO_FEW_OBJECTS = "too_few_objects"
     NO_POINT_PAIR = "no_point_pair"
     NO_OBJECT_PAIR = "no_object_pair"
+    # Multi-view samples (`dataset_builders.views`).
+    MISSING_VIEW = "missing_view"
+    VIEW_SIZE_MISMATCH = "view_size_mismatch"
+    DEGENERATE_POSE = "degenerate_pose"
+    NO_OVERLAP = "no_overlap"
+    NO_VIEW_PAIR_IN_BAND = "no_view_pair_in_band"
+    TOO_FEW_VIEWS_BETWEEN = "too_few_views_between"
+    EXPANSION_INVALID = "expansion_invalid"
+    # LLM question writer (`dataset_builders.writers`).
+    LLM_FAILED = "llm_failed"
+    LLM_INCONSISTENT = "llm_inconsistent"
 
 
 class SkipSample(Exception):

@@ -148,7 +148,12 @@ def make_card(
 
 
 def push_to_hub(
-    output_dir: Path, repo_id: str, private: bool, token: str | None = None, api: HfApi | None = None
+    output_dir: Path,
+    repo_id: str,
+    private: bool,
+    token: str | None = None,
+    api: HfApi | None = None,
+    commit_message: str = "Upload SpatialBoost multi-turn spatial reasoning data",
 ) -> str:
     """Upload a build directory (card, parquet shards, manifests) to a Hub dataset repository.
 
@@ -160,6 +165,7 @@ def push_to_hub(
         private (`bool`): Create the repository private.
         token (`str`, *optional*): Hub token; the cached login is used when `None`.
         api (`HfApi`, *optional*): Client to use (tests pass a stub).
+        commit_message (`str`): Message of the upload commit (each builder names its dataset).
 
     Returns:
         `str`: URL of the upload commit.
@@ -171,6 +177,6 @@ def push_to_hub(
         repo_type="dataset",
         folder_path=str(output_dir),
         allow_patterns=UPLOAD_PATTERNS,
-        commit_message="Upload SpatialBoost multi-turn spatial reasoning data",
+        commit_message=commit_message,
     )
     return str(commit)

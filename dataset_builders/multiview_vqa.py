@@ -1,0 +1,941 @@
+"""Build and publish the multi-view VQA dataset (SpatialBoost stage 2).
+
+SpatialBoost (arXiv 2603.22057, https://arxiv.org/abs/2603.22057): questions across 2, 4 or 8 views of one scene,
+of three kinds: common, adversarial (a false premise, answered as such) and multiple choice. The template writer
+here states only what depth and camera poses give exactly, in the world frame the poses share.
+
+```
+source.load(i) -> (sequence, start) --select_views--> anchors a, b (+ frames between) --choose points on anchors-->
+   --write turns on all views (kept only if every question still holds)--> row {images, messages, turns, provenance}
+```
+
+Usage (offline, exact ground truth):
+
+    spatialboost-build-multiview-vqa --source synthetic --num-samples 1000 --seed 0 --output-dir mv-vqa --num-proc 2
+
+A posed RGB-D sequence (Redwood / Open3D layout with `trajectory.log`): `--source posed_rgbd --input-dir DIR`; its
+frames move little, so widen the band and narrow the near-tie margin
+(`--min-covisibility 0.9 --max-covisibility 1.0 --depth-margin-m 0.01 --depth-margin-fraction 0`). Shards, resume and
+`--push-to-hub` work as in `spatialboost-build-multiturn`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import multiprocessing
+import sys
+from collections import Counter
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from datasets import Features, List, Value
+from datasets import Image as ImageFeature
+from tqdm.auto import tqdm
+from transformers import HfArgumentParser
+
+from . import publishing
+from .frames import SkipReason, SkipSample
+from .geometry import depth_edges
+from .multiturn import YieldTooLowError, _arg, draw_marks, marker_radius
+from .questions import DEPTH_TOLERANCE_M, DISTANCE_TOLERANCE_FRACTION, Conversation, format_depth, format_distance
+from .reconstruction import FrameFolderSource, VGGTBackend
+from .spatial import Thresholds
+from .views import (
+    DEFAULT_VIEW_MIX,
+    LpipsScorer,
+    PosedRGBDSequence,
+    PosedView,
+    SelectionThresholds,
+    SyntheticSequence,
+    ViewSelection,
+    select_views,
+    views_for_index,
+)
+from .writers import LLMWriter, rewrite_turns
+
+
+QUESTION_TYPES = ("common", "adversarial", "multiple_choice")
+OPTION_LETTERS = "ABCD"
+# Distractor factors of multiple-choice distances: below and above the true value, at least 25 % apart, so a
+# correct reading within tolerance never matches a distractor.
+_SMALLER, _LARGER = (0.75, 0.55, 0.4), (1.35, 1.8, 2.4)
+
+TURN_FEATURES = {
+    "level": Value("string"),
+    "kind": Value("string"),
+    "question_type": Value("string"),
+    "answer": Value("string"),
+    "value": Value("float64"),
+    "unit": Value("string"),
+    "tolerance": Value("float64"),
+    "options": List(Value("string")),
+    "correct_option": Value("int32"),
+    "points": List(List(Value("int32"))),
+    "world_points": List(List(Value("float64"))),
+    "views": List(Value("int32")),
+}
+SELECTION_NAMES = list(SelectionThresholds().to_dict())
+THRESHOLD_NAMES = list(Thresholds().to_dict())
+PROVENANCE_FEATURES = {
+    "source": Value("string"),
+    "sample_id": Value("string"),
+    "index": Value("int64"),
+    "seed": Value("int64"),
+    "metric_depth": Value("bool"),
+    "num_views": Value("int32"),
+    "frames": List(Value("int32")),
+    "view_ids": List(Value("string")),
+    "selection": Value("string"),
+    "anchor_covisibility": Value("float64"),
+    "neighbour_covisibility": List(Value("float64")),
+    "lpips": Value("float64"),
+    "intrinsics": List(
+        {"fx": Value("float64"), "fy": Value("float64"), "cx": Value("float64"), "cy": Value("float64")}
+    ),
+    "camera_to_world": List(List(Value("float64"))),
+    "image_width": Value("int32"),
+    "image_height": Value("int32"),
+    "writer": Value("string"),
+    "selection_thresholds": {name: Value("float64") for name in SELECTION_NAMES},
+    "thresholds": {name: Value("float64") for name in THRESHOLD_NAMES},
+}
+FEATURES = Features(
+    {
+        "images": List(ImageFeature()),
+        "messages": List(
+            {"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})}
+        ),
+        "turns": List(TURN_FEATURES),
+        "provenance": PROVENANCE_FEATURES,
+    }
+)
+
+COLUMN_DOCS = {
+    "images": "All views of the sample in capture order (2, 4 or 8); marked points are drawn on the first and last.",
+    "messages": (
+        'TRL conversational format. The first user turn starts with one `{"type": "image"}` per view, in the '
+        'order of `images`, then the text; every other content part is `{"type": "text", "text": ...}`.'
+    ),
+    "turns": (
+        "Structured truth per question: `level` (vqa), `kind` (cross_view_distance, closer_view, false_premise, "
+        "multiple_choice_distance; without metric scale multiple_choice_closer_view and no distances), `question_type` (common, adversarial, multiple_choice), short `answer`, `value` "
+        "in metres (distance, or depth in the view that is closer), `unit` shown, absolute `tolerance` in metres, "
+        "multiple-choice `options` and `correct_option` (0-based, -1 otherwise), marked `points` as (view, u, v) "
+        "with 1-based views, their `world_points` (metres, world frame of the poses) and the `views` the question "
+        "compares."
+    ),
+    "provenance": (
+        "Source, sample id, seed and index; number of views and the frames of the source sequence they are; "
+        "view selection (method, anchors' covisibility, covisibility of consecutive views, LPIPS when measured); "
+        "per-view intrinsics and camera-to-world poses (row-major 4x4); writer; every threshold."
+    ),
+}
+
+
+@dataclass
+class MultiviewVQAArguments:
+    """Arguments of `spatialboost-build-multiview-vqa` (every one is also a `--dashed-name` flag).
+
+    Args:
+        source (`str`): `synthetic` (default: procedural scenes, exact geometry) or `posed_rgbd` (a Redwood-layout
+            sequence with `trajectory.log`).
+        output_dir (`str`): Build directory (also the layout uploaded to the Hub).
+        num_samples (`int`, *optional*): Samples to attempt (synthetic: scenes; posed_rgbd: start frames, all when
+            unset).
+        seed (`int`): Build seed; sample `i` uses `(seed, i)` whatever the sharding.
+        input_dir (`str`, *optional*): Sequence folder of `posed_rgbd`.
+        num_frames (`int`): Frames sampled from the `frames` folder and reconstructed.
+        reconstruction_model (`str`): VGGT weights of the `frames` source (the `vggt` package must be installed);
+            VGGT's scale is not metric, so only scale-free questions are asked (`metric_depth=False`).
+        reconstruction_revision (`str`, *optional*): Their revision.
+        device (`str`): Torch device of the reconstruction model.
+        rgbd_layout (`str`): `redwood` (color/, depth/ in mm, camera_primesense.json, trajectory.log) or `scannet`
+            (color/, depth/, pose/N.txt, intrinsic/intrinsic_depth.txt).
+        image_width (`int`): Synthetic image width.
+        image_height (`int`): Synthetic image height.
+        min_objects (`int`): Fewest objects per synthetic scene.
+        max_objects (`int`): Most objects per synthetic scene.
+        frames_per_scene (`int`): Length of the synthetic camera path (at least 8).
+        view_mix (`str`): Proportions of 2-, 4- and 8-view samples, `views:weight` pairs.
+        selection (`str`): `covisibility` (offline) or `lpips_and_covisibility` (needs `lpips` and its weights).
+        min_covisibility (`float`): Lower end of the anchors' covisibility band.
+        max_covisibility (`float`): Upper end of the band.
+        num_shards (`int`): Machines sharing the build.
+        shard_index (`int`): This machine's share.
+        num_proc (`int`): Local worker processes.
+        samples_per_chunk (`int`): Samples per parquet file and completion marker.
+        min_yield (`float`): Built / attempted below which the build fails loudly.
+        push_to_hub (`str`, *optional*): Dataset repository to upload to.
+        private (`bool`): Create that repository private.
+        license (`str`, *optional*): Licence of the data (default: cc-by-4.0 for synthetic, `other` otherwise).
+        jpeg_quality (`int`): JPEG quality of the stored images.
+        writer (`str`): `template` (default, deterministic) or `llm` (an OpenAI-compatible endpoint rewrites the
+            template's questions and answers; its key is read from `SPATIALBOOST_LLM_API_KEY` or `OPENAI_API_KEY`
+            only, so it never reaches the manifest or the card).
+        llm_base_url (`str`, *optional*): Endpoint, e.g. `https://api.openai.com/v1` (else `SPATIALBOOST_LLM_BASE_URL`).
+        llm_model (`str`, *optional*): Model, e.g. `gpt-4o` (else `SPATIALBOOST_LLM_MODEL`).
+        llm_cache_dir (`str`, *optional*): Reply cache (default: `.llm-cache` inside the output directory).
+        depth_margin_m (`float`): Depth difference under which "which view sees it closer" is a near-tie (not asked).
+        depth_margin_fraction (`float`): Same, relative to the nearer depth (the larger margin applies).
+    """
+
+    source: Literal["synthetic", "posed_rgbd", "frames"] = _arg("synthetic", "Input source.")
+    output_dir: str = _arg("spatialboost-multiview-vqa", "Build directory.")
+    num_samples: int | None = _arg(None, "Samples to attempt.")
+    seed: int = _arg(0, "Build seed.")
+    input_dir: str | None = _arg(None, "Sequence folder of the posed_rgbd source.")
+    num_frames: int = _arg(16, "Frames sampled from the frames folder.")
+    reconstruction_model: str = _arg("facebook/VGGT-1B", "VGGT weights of the frames source.")
+    reconstruction_revision: str | None = _arg(None, "Their revision.")
+    device: str = _arg("cpu", "Torch device of the reconstruction model.")
+    rgbd_layout: Literal["redwood", "scannet"] = _arg("redwood", "Posed RGB-D folder layout.")
+    image_width: int = _arg(640, "Synthetic image width.")
+    image_height: int = _arg(480, "Synthetic image height.")
+    min_objects: int = _arg(8, "Fewest objects per synthetic scene.")
+    max_objects: int = _arg(12, "Most objects per synthetic scene.")
+    frames_per_scene: int = _arg(12, "Synthetic camera path length.")
+    view_mix: str = _arg(",".join(f"{k}:{v}" for k, v in DEFAULT_VIEW_MIX.items()), "views:weight proportions.")
+    selection: Literal["covisibility", "lpips_and_covisibility"] = _arg("covisibility", "View selection.")
+    min_covisibility: float = _arg(SelectionThresholds.min_covisibility, "Lower end of the covisibility band.")
+    max_covisibility: float = _arg(SelectionThresholds.max_covisibility, "Upper end of the covisibility band.")
+    num_shards: int = _arg(1, "Machines sharing the build.")
+    shard_index: int = _arg(0, "This machine's share.")
+    num_proc: int = _arg(1, "Local worker processes.")
+    samples_per_chunk: int = _arg(100, "Samples per parquet file.")
+    min_yield: float = _arg(0.5, "Built / attempted below which the build fails.")
+    push_to_hub: str | None = _arg(None, "Dataset repository to upload to.")
+    private: bool = _arg(False, "Create the Hub repository private.")
+    license: str | None = _arg(None, "Licence of the data.")
+    jpeg_quality: int = _arg(95, "JPEG quality of stored images.")
+    writer: Literal["template", "llm"] = _arg("template", "Question writer.")
+    llm_base_url: str | None = _arg(None, "OpenAI-compatible endpoint of the llm writer.")
+    llm_model: str | None = _arg(None, "Model of the llm writer.")
+    llm_cache_dir: str | None = _arg(None, "Reply cache of the llm writer.")
+    depth_margin_m: float = _arg(Thresholds.depth_margin_m, "Near-tie depth margin in metres.")
+    depth_margin_fraction: float = _arg(Thresholds.depth_margin_fraction, "Near-tie depth margin, relative.")
+
+    def __post_init__(self):
+        if not 0 <= self.shard_index < self.num_shards:
+            raise ValueError(f"shard_index must be in [0, {self.num_shards}), got {self.shard_index}")
+        if self.source in ("posed_rgbd", "frames") and self.input_dir is None:
+            raise ValueError(f"--input-dir is required for source {self.source!r}")
+        if self.source == "synthetic" and self.num_samples is None:
+            raise ValueError("--num-samples is required for source 'synthetic'")
+        if not 0.0 <= self.min_covisibility < self.max_covisibility <= 1.0:
+            raise ValueError(
+                f"need 0 <= min_covisibility < max_covisibility <= 1, got {self.min_covisibility}, "
+                f"{self.max_covisibility}"
+            )
+        if self.frames_per_scene < 8:
+            raise ValueError(f"frames_per_scene must be at least 8 (8-view samples), got {self.frames_per_scene}")
+        if not 0.0 <= self.min_yield <= 1.0:
+            raise ValueError(f"min_yield must be in [0, 1], got {self.min_yield}")
+        if self.num_proc < 1 or self.samples_per_chunk < 1:
+            raise ValueError("num_proc and samples_per_chunk must be at least 1")
+        self.mix()  # validates
+
+    def mix(self) -> dict[int, float]:
+        """`view_mix` parsed: `{2: 160.0, 4: 30.0, 8: 10.0}`."""
+        try:
+            mix = {int(k): float(v) for k, v in (part.split(":") for part in self.view_mix.split(","))}
+        except ValueError as error:
+            raise ValueError(f"view_mix must look like '2:160,4:30,8:10', got {self.view_mix!r}") from error
+        if not mix or set(mix) - {2, 4, 8} or min(mix.values()) < 0 or sum(mix.values()) <= 0:
+            raise ValueError(f"view_mix needs views in {{2, 4, 8}} and non-negative weights, got {self.view_mix!r}")
+        return mix
+
+    def selection_thresholds(self) -> SelectionThresholds:
+        return SelectionThresholds(min_covisibility=self.min_covisibility, max_covisibility=self.max_covisibility)
+
+
+RUN_ONLY_ARGUMENTS = (
+    "device",
+    "num_proc",
+    "num_shards",
+    "shard_index",
+    "min_yield",
+    "push_to_hub",
+    "private",
+    "license",
+    "llm_cache_dir",
+)
+
+
+class SyntheticMultiviewSource:
+    """One procedural scene per index, seen along a camera path of `num_frames` frames; anchors start at frame 0.
+
+    Args:
+        seed (`int`): Build seed; scene `i` is generated from `(seed, i)`.
+        num_samples (`int`): Number of scenes.
+        num_frames (`int`): Frames along each path.
+        image_size (`tuple[int, int]`): `(width, height)`.
+        num_objects (`tuple[int, int]`): Inclusive range of objects per scene.
+    """
+
+    name = "synthetic"
+    is_metric = True
+
+    def __init__(
+        self, seed: int, num_samples: int, num_frames: int, image_size: tuple[int, int], num_objects: tuple[int, int]
+    ):
+        self.seed, self.num_samples, self.num_frames = seed, num_samples, num_frames
+        self.image_size, self.num_objects = image_size, num_objects
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def load(self, index: int) -> tuple[SyntheticSequence, int]:
+        scene_seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
+        return SyntheticSequence.generate(scene_seed, self.num_frames, self.image_size, self.num_objects), 0
+
+
+class PosedSequenceSource:
+    """One posed RGB-D sequence; sample `i` starts its anchors at frame `i`.
+
+    Args:
+        sequence (`PosedRGBDSequence`): The frames.
+    """
+
+    name = "posed_rgbd"
+    is_metric = True
+
+    def __init__(self, sequence: PosedRGBDSequence):
+        self.sequence = sequence
+
+    def __len__(self) -> int:
+        return max(len(self.sequence) - 1, 0)
+
+    def load(self, index: int) -> tuple[PosedRGBDSequence, int]:
+        return self.sequence, index
+
+
+@dataclass
+class Question:
+    """One written question with its structured truth (a row of `turns` plus the text)."""
+
+    kind: str
+    question_type: str
+    question: str
+    answer_text: str
+    answer: str
+    value: float | None
+    unit: str
+    tolerance: float
+    points: list[list[int]]
+    world_points: list[list[float]]
+    views: list[int]
+    options: list[str]
+    correct_option: int = -1
+
+
+def _candidate_pixels(view: PosedView, margin: int, thresholds: Thresholds) -> np.ndarray:
+    """Flat indices of pixels that can be marked: valid depth, off depth edges, `margin` pixels from the border."""
+    usable = ~depth_edges(view.depth, thresholds.depth_edge_jump)
+    usable[:margin] = usable[-margin:] = False
+    usable[:, :margin] = usable[:, -margin:] = False
+    return np.flatnonzero(usable)
+
+
+@dataclass(frozen=True)
+class MarkedPoint:
+    """A pixel marked in one anchor view and its world point."""
+
+    label: int
+    view: int  # 0-based position in the sample
+    u: int
+    v: int
+    world: np.ndarray
+
+
+def choose_points(
+    anchors: tuple[PosedView, PosedView],
+    thresholds: Thresholds,
+    selection: SelectionThresholds,
+    rng: np.random.Generator,
+    margin: int,
+    last: int,
+) -> list[MarkedPoint]:
+    """Points 1 and 3 in the first anchor, point 2 in the last (`last` is its position in the sample).
+
+    Point 3 is seen by both anchors (reprojection agrees with the measured depth) and its depths in the two differ
+    by more than the near-tie margin, so "which view sees it closer" has a clear answer.
+
+    Raises:
+        SkipSample: `NO_POINT_PAIR` when no such points exist.
+    """
+    first, second = anchors
+    candidates = [_candidate_pixels(view, margin, thresholds) for view in anchors]
+    if min(len(c) for c in candidates) < 2:
+        raise SkipSample(SkipReason.NO_POINT_PAIR, "no markable pixels in an anchor")
+
+    def point(label: int, view_position: int, view: PosedView, flat: int) -> MarkedPoint:
+        v, u = divmod(int(flat), view.depth.shape[1])
+        return MarkedPoint(label, view_position, u, v, view.world_points(np.array([u]), np.array([v]))[0])
+
+    p1 = point(1, 0, first, rng.choice(candidates[0]))
+    draws = rng.choice(candidates[1], size=min(64, len(candidates[1])), replace=False)
+    p2 = next(
+        (p for p in (point(2, last, second, f) for f in draws) if np.linalg.norm(p.world - p1.world) > 0.2), None
+    )
+    if p2 is None:
+        raise SkipSample(SkipReason.NO_POINT_PAIR, "no second point away from the first")
+    # Of a few hundred candidates seen by both anchors, the one whose depth differs most between them.
+    draws = rng.choice(candidates[0], size=min(256, len(candidates[0])), replace=False)
+    best, best_gap, best_margin = None, -1.0, 0.0
+    for flat in draws:
+        p3 = point(3, 0, first, flat)
+        if np.hypot(p3.u - p1.u, p3.v - p1.v) < 0.05 * min(first.image.size):
+            continue
+        if not second.sees(p3.world[None], selection)[0]:
+            continue
+        depths = [view.camera_points(p3.world[None])[0, 2] for view in anchors]
+        if abs(depths[0] - depths[1]) > best_gap:
+            best, best_gap = p3, abs(depths[0] - depths[1])
+            best_margin = max(thresholds.depth_margin_m, thresholds.depth_margin_fraction * min(depths))
+    if best is not None and best_gap >= best_margin:
+        return [p1, p2, best]
+    raise SkipSample(SkipReason.NO_POINT_PAIR, "no point seen by both anchors at clearly different depths")
+
+
+def _name(point: MarkedPoint) -> str:
+    return f"point {point.label} (marked in view {point.view + 1} at pixel ({point.u}, {point.v}))"
+
+
+def write_questions(
+    points: list[MarkedPoint],
+    views: list[PosedView],
+    selection: SelectionThresholds,
+    rng: np.random.Generator,
+    correct_option: int,
+    is_metric: bool = True,
+) -> list[Question]:
+    """Common, adversarial and multiple-choice questions about the marked points, checked on every view.
+
+    Without metric scale (`is_metric=False`: a reconstruction whose scale was not fixed) nothing absolute is said:
+    no distances and no depths, only which view sees point 3 closer, asked as common, adversarial and multiple
+    choice.
+
+    Args:
+        points (`list[MarkedPoint]`): From `choose_points` on the anchors.
+        views (`list[PosedView]`): All views of the sample (anchors first and last).
+        selection (`SelectionThresholds`): Visibility test.
+        rng (`np.random.Generator`): Phrasings.
+        correct_option (`int`): Position of the true option of the multiple-choice question (balanced by caller).
+        is_metric (`bool`): Whether depths and poses are in metres.
+
+    Raises:
+        SkipSample: `EXPANSION_INVALID` when a question does not hold for the views between the anchors (point 3
+            is said to be seen in every view).
+    """
+    p1, p2, p3 = points
+    last = len(views) - 1
+    seen = [bool(view.sees(p3.world[None], selection)[0]) for view in views]
+    if not all(seen):
+        raise SkipSample(
+            SkipReason.EXPANSION_INVALID,
+            f"point 3 is hidden or outside views {[i + 1 for i, s in enumerate(seen) if not s]}",
+        )
+    world = [[float(x) for x in p.world] for p in points]
+
+    # Common 1: distance between points marked in different views (world frame shared through the poses).
+    distance = float(np.linalg.norm(p1.world - p2.world))
+    text, unit = format_distance(distance)
+    q1 = Question(
+        "cross_view_distance",
+        "common",
+        f"How far apart in 3D are {_name(p1)} and {_name(p2)}?",
+        f"Point 1 and point 2 are {text} apart.",
+        text,
+        distance,
+        unit,
+        DISTANCE_TOLERANCE_FRACTION * distance,
+        [[p.view + 1, p.u, p.v] for p in (p1, p2)],
+        world[:2],
+        [p1.view + 1, p2.view + 1],
+        [],
+    )
+
+    # Common 2: which anchor sees point 3 closer (depth along each camera's optical axis).
+    depths = [float(views[i].camera_points(p3.world[None])[0, 2]) for i in (0, last)]
+    closer = 0 if depths[0] < depths[1] else 1
+    names = (1, last + 1)
+    order = ("view 1", f"view {last + 1}") if rng.integers(2) else (f"view {last + 1}", "view 1")
+    q2 = Question(
+        "closer_view",
+        "common",
+        f"{_name(p3).capitalize()} is seen in every view. Is it closer to the camera in {order[0]} or in {order[1]}?",
+        f"In view {names[closer]}: its depth there is {format_depth(depths[closer])}, against "
+        f"{format_depth(depths[1 - closer])} in view {names[1 - closer]}.",
+        f"view {names[closer]}",
+        depths[closer],
+        "m",
+        DEPTH_TOLERANCE_M,
+        [[p3.view + 1, p3.u, p3.v]],
+        world[2:],
+        list(names),
+        [],
+    )
+
+    # Adversarial: the premise claims the farther anchor sees point 3 closer; the answer rejects it.
+    wrong, right = names[1 - closer], names[closer]
+    gap_text, gap_unit = format_distance(abs(depths[0] - depths[1]))
+    q3 = Question(
+        "false_premise",
+        "adversarial",
+        f"Point 3 is closer to the camera in view {wrong} than in view {right}. By how much?",
+        f"That premise is false: point 3 is closer in view {right} ({format_depth(depths[closer])}) than in view "
+        f"{wrong} ({format_depth(depths[1 - closer])}), by {gap_text}.",
+        "false_premise",
+        abs(depths[0] - depths[1]),
+        gap_unit,
+        2 * DEPTH_TOLERANCE_M,
+        [[p3.view + 1, p3.u, p3.v]],
+        world[2:],
+        list(names),
+        [],
+    )
+
+    if not is_metric:
+        return _relative_only(q2, q3, names, closer, correct_option)
+
+    # Multiple choice: distance from point 3 to point 2, true option at the balanced position `correct_option`.
+    distance = float(np.linalg.norm(p3.world - p2.world))
+    factors = sorted(_SMALLER[:correct_option]) + [1.0] + list(_LARGER[: 3 - correct_option])
+    options = [format_distance(distance * f)[0] for f in factors]
+    shown, unit = format_distance(distance)
+    listed = " ".join(f"({letter}) {option}" for letter, option in zip(OPTION_LETTERS, options, strict=True))
+    letter = OPTION_LETTERS[correct_option]
+    q4 = Question(
+        "multiple_choice_distance",
+        "multiple_choice",
+        f"How far is point 3 from point 2? {listed}. Answer with the letter.",
+        f"({letter}) {shown}.",
+        letter,
+        distance,
+        unit,
+        DISTANCE_TOLERANCE_FRACTION * distance,
+        [[p.view + 1, p.u, p.v] for p in (p3, p2)],
+        [world[2], world[1]],
+        [p3.view + 1, p2.view + 1],
+        options,
+        correct_option,
+    )
+    return [q1, q2, q3, q4]
+
+
+def _relative_only(
+    common: Question, adversarial: Question, names: tuple[int, int], closer: int, correct_option: int
+) -> list[Question]:
+    """The scale-free questions: which anchor sees point 3 closer, without any number."""
+    right, wrong = names[closer], names[1 - closer]
+    common.answer_text = f"View {right} sees point 3 closer than view {wrong} does."
+    adversarial.question = f"Point 3 is closer to the camera in view {wrong} than in view {right}. Why?"
+    adversarial.answer_text = f"That premise is false: point 3 is closer to the camera in view {right}."
+    for question in (common, adversarial):
+        question.value, question.unit, question.tolerance = None, "", 0.0
+    position = correct_option % 2
+    options = [f"view {right}", f"view {wrong}"] if position == 0 else [f"view {wrong}", f"view {right}"]
+    choice = Question(
+        "multiple_choice_closer_view",
+        "multiple_choice",
+        f"Which view sees point 3 closer? (A) {options[0]} (B) {options[1]}. Answer with the letter.",
+        f"({OPTION_LETTERS[position]}) view {right}.",
+        OPTION_LETTERS[position],
+        None,
+        "",
+        0.0,
+        common.points,
+        common.world_points,
+        common.views,
+        options,
+        position,
+    )
+    return [common, adversarial, choice]
+
+
+def key_fact(question: Question) -> str:
+    """Text a rewritten answer must still contain: the value shown, the view, `false` or the option letter."""
+    if question.question_type == "adversarial":
+        return "false"
+    if question.question_type == "multiple_choice":
+        return f"({question.answer})"
+    return question.answer
+
+
+def build_example(
+    selection_result: ViewSelection,
+    source: str,
+    sample_id: str,
+    index: int,
+    seed: int,
+    thresholds: Thresholds,
+    selection: SelectionThresholds,
+    selection_method: str,
+    jpeg_quality: int = 95,
+    writer: LLMWriter | None = None,
+    is_metric: bool = True,
+) -> dict:
+    """One dataset row from selected views (anchors first and last).
+
+    The template writes every question from the geometry and checks it on every view; an LLM `writer`, when given,
+    only rewrites the wording and must keep each answer's key fact.
+
+    Raises:
+        SkipSample: `NO_POINT_PAIR`, `EXPANSION_INVALID`, `LLM_FAILED` or `LLM_INCONSISTENT`.
+    """
+    rng = np.random.default_rng([seed, index, 1])
+    views = selection_result.views
+    last = len(views) - 1
+    radius = marker_radius(views[0].image)
+    points = choose_points((views[0], views[last]), thresholds, selection, rng, 3 * radius, last)
+    questions = write_questions(
+        points, views, selection, rng, correct_option=index % len(OPTION_LETTERS), is_metric=is_metric
+    )
+    if writer is not None:
+        rewritten = rewrite_turns(writer, [(q.question, q.answer_text, key_fact(q)) for q in questions])
+        for question, (text, answer_text) in zip(questions, rewritten, strict=True):
+            question.question, question.answer_text = text, answer_text
+
+    images = []
+    for position, view in enumerate(views):
+        marks = [(str(p.label), p.u, p.v) for p in points if p.view == position]
+        image = draw_marks(view.image, Conversation([], marks, [], [], ""), radius) if marks else view.image
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=jpeg_quality)
+        images.append({"bytes": buffer.getvalue(), "path": None})
+    preamble = (
+        f"These are {len(views)} views of one indoor scene, in capture order (view 1 first). Numbered points are "
+        f"marked in view 1 and view {len(views)}; distances are in 3D, depths along each camera's viewing axis."
+    )
+    messages = []
+    for position, question in enumerate(questions):
+        content = [{"type": "image", "text": None} for _ in views] if position == 0 else []
+        text = f"{preamble} {question.question}" if position == 0 else question.question
+        messages.append({"role": "user", "content": [*content, {"type": "text", "text": text}]})
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": question.answer_text}]})
+    turns = [
+        {"level": "vqa", **{k: v for k, v in asdict(q).items() if k not in ("question", "answer_text")}}
+        for q in questions
+    ]
+    width, height = views[0].image.size
+    return {
+        "images": images,
+        "messages": messages,
+        "turns": turns,
+        "provenance": {
+            "source": source,
+            "sample_id": sample_id,
+            "index": index,
+            "seed": seed,
+            "metric_depth": is_metric,
+            "num_views": len(views),
+            "frames": selection_result.frames,
+            "view_ids": [view.view_id for view in views],
+            "selection": selection_method,
+            "anchor_covisibility": selection_result.anchor_covisibility,
+            "neighbour_covisibility": selection_result.neighbour_covisibility,
+            "lpips": selection_result.lpips,
+            "intrinsics": [
+                {"fx": v.intrinsics.fx, "fy": v.intrinsics.fy, "cx": v.intrinsics.cx, "cy": v.intrinsics.cy}
+                for v in views
+            ],
+            "camera_to_world": [[float(x) for x in v.camera_to_world.ravel()] for v in views],
+            "image_width": width,
+            "image_height": height,
+            "writer": "template" if writer is None else f"llm:{writer.model}",
+            "selection_thresholds": selection.to_dict(),
+            "thresholds": thresholds.to_dict(),
+        },
+    }
+
+
+def make_source(args: MultiviewVQAArguments, thresholds: Thresholds):
+    if args.source == "frames":
+        backend = VGGTBackend(args.reconstruction_model, args.reconstruction_revision, args.device)
+        return FrameFolderSource(args.input_dir, args.num_frames, backend)
+    if args.source == "synthetic":
+        return SyntheticMultiviewSource(
+            args.seed,
+            args.num_samples,
+            args.frames_per_scene,
+            (args.image_width, args.image_height),
+            (args.min_objects, args.max_objects),
+        )
+    if args.rgbd_layout == "scannet":
+        sequence = PosedRGBDSequence.from_scannet(args.input_dir, thresholds, args.selection_thresholds())
+    else:
+        sequence = PosedRGBDSequence.from_redwood(args.input_dir, thresholds, args.selection_thresholds())
+    return PosedSequenceSource(sequence)
+
+
+class MultiviewVQABuilder:
+    """Builds chunks of consecutive samples; one instance per worker process.
+
+    Args:
+        args (`MultiviewVQAArguments`): Build arguments.
+        thresholds (`Thresholds`): Geometric thresholds shared with the single-view builder.
+    """
+
+    def __init__(self, args: MultiviewVQAArguments, thresholds: Thresholds):
+        self.args, self.thresholds = args, thresholds
+        self.selection = args.selection_thresholds()
+        self.mix = args.mix()
+        self.lpips = LpipsScorer() if args.selection == "lpips_and_covisibility" else None
+        self.writer = None
+        if args.writer == "llm":
+            cache = args.llm_cache_dir or str(Path(args.output_dir) / ".llm-cache")
+            self.writer = LLMWriter(cache, base_url=args.llm_base_url, model=args.llm_model)
+        self.output_dir = Path(args.output_dir)
+        self.source = make_source(args, thresholds)
+        total = len(self.source) if args.num_samples is None else min(args.num_samples, len(self.source))
+        self.num_samples = total
+        self.num_chunks = max(1, math.ceil(total / args.samples_per_chunk))
+
+    def example(self, index: int) -> dict:
+        """Row of sample `index`, or `SkipSample`."""
+        sequence, start = self.source.load(index)
+        rng = np.random.default_rng([self.args.seed, index])
+        num_views = views_for_index(index, self.mix)
+        chosen = select_views(sequence, start, num_views, self.selection, rng, self.lpips)
+        return build_example(
+            chosen,
+            self.source.name,
+            sequence.sequence_id,
+            index,
+            self.args.seed,
+            self.thresholds,
+            self.selection,
+            self.args.selection,
+            self.args.jpeg_quality,
+            self.writer,
+            self.source.is_metric,
+        )
+
+    def build_chunk(self, chunk: int) -> dict:
+        """Build, write and mark one chunk; returns the counts stored in its marker."""
+        start = chunk * self.args.samples_per_chunk
+        indices = range(start, min(start + self.args.samples_per_chunk, self.num_samples))
+        rows, skipped, views = [], Counter(), Counter()
+        for index in indices:
+            try:
+                row = self.example(index)
+            except SkipSample as skip:
+                skipped[skip.reason.value] += 1
+                continue
+            views[str(row["provenance"]["num_views"])] += 1
+            rows.append(row)
+        stats = {"attempted": len(indices), "built": len(rows), "skipped": dict(skipped), "views": dict(views)}
+        publishing.write_chunk(self.output_dir, chunk, self.num_chunks, rows, FEATURES, stats)
+        return stats
+
+
+_WORKER: MultiviewVQABuilder | None = None
+
+
+def _init_worker(args: MultiviewVQAArguments, thresholds: Thresholds) -> None:
+    global _WORKER
+    _WORKER = MultiviewVQABuilder(args, thresholds)
+
+
+def _build_chunk_in_worker(chunk: int) -> tuple[int, dict]:
+    return chunk, _WORKER.build_chunk(chunk)
+
+
+def run_build(args, thresholds: Thresholds, builder, init_worker, build_in_worker, make_card, title: str) -> dict:
+    """The resumable, sharded build loop shared by the multi-view builders (markers, manifest, card, upload)."""
+    output_dir = builder.output_dir
+    signature = {k: v for k, v in asdict(args).items() if k not in RUN_ONLY_ARGUMENTS}
+    publishing.claim_output_dir(output_dir, {**signature, "thresholds": thresholds.to_dict()})
+    mine = [c for c in range(builder.num_chunks) if c % args.num_shards == args.shard_index]
+    done = {c: publishing.read_marker(output_dir, c) for c in mine}
+    todo = [c for c in mine if done[c] is None]
+    totals = Counter(attempted=0, built=0)
+    totals["skipped"], totals["views"] = Counter(), Counter()
+
+    def account(stats: dict) -> None:
+        totals["attempted"] += stats["attempted"]
+        totals["built"] += stats["built"]
+        totals["skipped"].update(stats["skipped"])
+        totals["views"].update(stats["views"])
+
+    for stats in done.values():
+        if stats is not None:
+            account(stats)
+    progress = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="chunks", unit="chunk")
+    pool = None
+    if args.num_proc == 1 or len(todo) <= 1:
+        results = ((chunk, builder.build_chunk(chunk)) for chunk in todo)
+    else:
+        pool = multiprocessing.get_context("spawn").Pool(
+            min(args.num_proc, len(todo)), initializer=init_worker, initargs=(args, thresholds)
+        )
+        results = pool.imap_unordered(build_in_worker, todo)
+    try:
+        for chunk, stats in results:
+            done[chunk] = stats
+            account(stats)
+            progress.update(1)
+            _check_yield(totals, args.min_yield, 2 * args.samples_per_chunk)
+    finally:
+        progress.close()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        manifest = {
+            "num_samples": builder.num_samples,
+            "num_chunks": builder.num_chunks,
+            "num_shards": args.num_shards,
+            "shard_index": args.shard_index,
+            "chunks": sorted(mine),
+            "chunks_done": sorted(c for c, stats in done.items() if stats is not None),
+            "attempted": totals["attempted"],
+            "built": totals["built"],
+            "yield": totals["built"] / max(totals["attempted"], 1),
+            "skipped": dict(sorted(totals["skipped"].items())),
+            "views": dict(sorted(totals["views"].items())),
+            "arguments": asdict(args),
+            "thresholds": thresholds.to_dict(),
+            "versions": {name: version(name) for name in ("datasets", "transformers", "huggingface_hub", "numpy")},
+        }
+        publishing.write_manifest(output_dir, args.shard_index, args.num_shards, manifest)
+    publishing.write_card(output_dir, make_card(args, thresholds, manifest))
+    _check_yield(totals, args.min_yield, 1)
+    if args.push_to_hub:
+        publishing.push_to_hub(
+            output_dir, args.push_to_hub, private=args.private, commit_message=f"Upload SpatialBoost {title} data"
+        )
+    return manifest
+
+
+def _check_yield(totals: Counter, min_yield: float, min_attempts: int) -> None:
+    if totals["attempted"] >= min_attempts and totals["built"] < min_yield * totals["attempted"]:
+        raise YieldTooLowError(
+            f"built {totals['built']} of {totals['attempted']} samples, below min_yield={min_yield}; "
+            f"skips: {dict(totals['skipped'])}. Completed chunks are kept; fix the input and rerun to resume."
+        )
+
+
+def build(args: MultiviewVQAArguments, thresholds: Thresholds | None = None) -> dict:
+    """Build this machine's share of the chunks (resuming past completed ones), then manifest, card and upload.
+
+    Returns:
+        `dict`: The manifest of this shard.
+
+    Raises:
+        YieldTooLowError: When built / attempted falls below `args.min_yield`.
+    """
+    thresholds = thresholds or Thresholds(
+        depth_margin_m=args.depth_margin_m, depth_margin_fraction=args.depth_margin_fraction
+    )
+    builder = MultiviewVQABuilder(args, thresholds)
+    return run_build(args, thresholds, builder, _init_worker, _build_chunk_in_worker, make_card, "multi-view VQA")
+
+
+def card_tables(args, thresholds: Thresholds, manifest: dict) -> tuple[str, str, str, str]:
+    """Settings, thresholds, view counts and skips as markdown, shared by the multi-view cards."""
+    settings = "\n".join(f"| `{k}` | `{v}` |" for k, v in asdict(args).items() if k != "push_to_hub")
+    threshold_rows = "\n".join(
+        f"| `{k}` | `{v}` |" for k, v in {**thresholds.to_dict(), **args.selection_thresholds().to_dict()}.items()
+    )
+    views = ", ".join(f"{k} views: {v}" for k, v in manifest["views"].items()) or "none"
+    skips = ", ".join(f"{k}: {v}" for k, v in manifest["skipped"].items()) or "none"
+    return settings, threshold_rows, views, skips
+
+
+CITATION = """```bibtex
+@article{jeon2026spatialboost,
+  title={SpatialBoost: Enhancing Visual Representation through Language-Guided Reasoning},
+  author={Jeon and Kim and Jang and Kim and Shin},
+  journal={arXiv preprint arXiv:2603.22057},
+  year={2026}
+}
+```"""
+
+
+def make_card(args: MultiviewVQAArguments, thresholds: Thresholds, manifest: dict):
+    """The dataset card: every column, the settings, counts and how to load."""
+    license = args.license or ("cc-by-4.0" if args.source == "synthetic" else "other")
+    columns = "\n".join(f"| `{name}` | {doc} |" for name, doc in COLUMN_DOCS.items())
+    settings, threshold_rows, views, skips = card_tables(args, thresholds, manifest)
+    body = f"""# SpatialBoost multi-view VQA ({args.source})
+
+Training data for stage 2 of [SpatialBoost](https://arxiv.org/abs/2603.22057): questions across 2, 4 or 8 views of
+one scene, of three kinds: common, adversarial (a false premise, answered as such) and multiple choice (the true
+option's position balanced over A-D). Built with `dataset_builders/multiview_vqa.py` of the SpatialBoost package:
+
+```
+spatialboost-build-multiview-vqa --source {args.source} --num-samples {args.num_samples} --seed {args.seed} --output-dir DIR
+```
+
+```python
+from datasets import load_dataset
+ds = load_dataset("{args.push_to_hub or "DIR"}", split="train")
+```
+
+## Columns
+
+| column | content |
+|---|---|
+{columns}
+
+## How views are chosen
+
+Two anchors whose geometric covisibility (share of one view's pixels the other sees at the depth it measures,
+the smaller way round) lies in [{args.min_covisibility}, {args.max_covisibility}]; selection `{args.selection}`.
+4- and 8-view samples add frames evenly spaced between the anchors, and are kept only if every question still
+holds (point 3 must be seen, unoccluded, in every view). Answers use depth and camera poses only: distances in
+the world frame of the poses, depths along each camera's optical axis, in metres with 3 decimals (centimetres
+under 0.5 m). Writer: template. Mix (`views:weight`): `{args.view_mix}`.
+
+## Counts (this build directory)
+
+Attempted {manifest["attempted"]}, built {manifest["built"]} (yield {manifest["yield"]:.1%}); {views}.
+Skipped: {skips}. Per-shard manifests with every count are in `manifests/`.
+
+## Settings
+
+| argument | value |
+|---|---|
+{settings}
+
+| threshold | value |
+|---|---|
+{threshold_rows}
+
+## Licence
+
+Data: `{license}`. Synthetic images are rendered by the package; for other sources the input's licence applies.
+
+## Citation
+
+{CITATION}
+"""
+    return publishing.make_card(
+        pretty_name=f"SpatialBoost multi-view VQA ({args.source})",
+        license=license,
+        tags=["spatial-reasoning", "multi-view", "vqa", "3d", "spatialboost", args.source],
+        body=body,
+        num_rows=manifest["built"],
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point `spatialboost-build-multiview-vqa`."""
+    (args,) = HfArgumentParser(MultiviewVQAArguments).parse_args_into_dataclasses(args=argv)
+    try:
+        manifest = build(args)
+    except YieldTooLowError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from error
+    print(
+        f"built {manifest['built']} of {manifest['attempted']} samples into {args.output_dir} "
+        f"(views: {manifest['views'] or 'none'}); skipped: {manifest['skipped'] or 'none'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
