@@ -12,6 +12,11 @@ compared:
 Every linear map is a ridge regression solved in closed form (float64), so a probe has no learning-rate or epoch
 knob and the same features always give the same numbers. Metrics are the `evaluate` modules shipped under
 `spatialboost/metrics/`.
+
+Data (`ProbeSplit`): `synthetic_split` (procedural rooms: exact depth, semantic masks from instance categories,
+main-object category), `rgbd_folder_split` (a `color/` + `depth/` RGB-D folder: depth only) and `hub_split` (any
+`datasets` dataset by column mapping, e.g. NYU Depth v2 or ADE20K parquet copies). `spatialboost/compare.py` runs
+them for several encoders and writes the report.
 """
 
 from dataclasses import dataclass
@@ -22,6 +27,10 @@ import evaluate
 import numpy as np
 import torch
 import torch.nn.functional as F
+from datasets import load_dataset
+from PIL import Image
+
+from dataset_builders.scenes import CATEGORIES, generate_scene
 
 
 METRICS_DIR = Path(__file__).parent / "metrics"
@@ -187,3 +196,141 @@ def classification_probes(
         "knn_accuracy": accuracy.compute(predictions=votes.argmax(1), references=test_labels)["accuracy"],
         "linear_accuracy": accuracy.compute(predictions=linear, references=test_labels)["accuracy"],
     }
+
+
+@dataclass
+class ProbeSplit:
+    """Images with the references the probes score against, one entry per image.
+
+    Args:
+        images (`list[PIL.Image.Image]`): RGB images.
+        depths (`list[np.ndarray]`): metric depth maps in metres (0 or non-finite = no reading).
+        masks (`list[np.ndarray]`, *optional*): semantic class per pixel (255 = ignore); `None` when the source has
+            no segmentation.
+        labels (`list[int]`, *optional*): image-level category; `None` when the source has none.
+        class_names (`list[str]`, *optional*): names of the segmentation classes (index = class id).
+        label_names (`list[str]`, *optional*): names of the image-level categories (index = label).
+    """
+
+    images: list
+    depths: list
+    masks: list | None = None
+    labels: list | None = None
+    class_names: list | None = None
+    label_names: list | None = None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def synthetic_split(scene_seeds, image_size: tuple[int, int] = (128, 96)) -> ProbeSplit:
+    """View 0 of the procedural room of each seed (`dataset_builders.scenes`), with exact references.
+
+    Segmentation classes are `room` (floor, walls, ceiling; class 0) and the scene categories in
+    `dataset_builders.scenes.CATEGORIES` order (1..14), taken from each pixel's instance. The image-level label is
+    the category of the object that covers the most pixels (a non-spatial "what is the main object" task). Use
+    disjoint seed ranges for probe training, probe testing and anything trained on scenes.
+
+    Args:
+        scene_seeds (iterable of `int`): one scene per seed.
+        image_size (`tuple[int, int]`): `(width, height)` of the renders.
+    """
+    categories = list(CATEGORIES)
+    split = ProbeSplit([], [], [], [], ["room", *categories], categories)
+    for seed in scene_seeds:
+        scene = generate_scene(int(seed), image_size=image_size, num_views=1)
+        view = scene.render(0)
+        # instance id (0 = room, i = objects[i - 1]) -> semantic class (0 = room, 1 + category index)
+        instance_to_class = np.array([0] + [1 + categories.index(o.category) for o in scene.objects])
+        semantic = instance_to_class[view.instances].astype(np.int64)
+        areas = np.bincount(semantic.ravel(), minlength=len(categories) + 1)[1:]
+        split.images.append(Image.fromarray(view.image))
+        split.depths.append(view.depth)
+        split.masks.append(semantic)
+        split.labels.append(int(areas.argmax()))
+    return split
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def rgbd_folder_split(root: str | Path, depth_scale: float = 1000.0) -> ProbeSplit:
+    """RGB-D frames from a folder laid out as `color/<name>.{jpg,png}` and `depth/<name>.png` (Redwood / Open3D,
+    as in `../shared/data/rgbd/redwood`). Depth only: no masks or labels.
+
+    Args:
+        root (`str` or `Path`): the folder.
+        depth_scale (`float`): raw depth units per metre (1000 for millimetre PNGs: Redwood, ScanNet; 5000 for TUM).
+    """
+    root = Path(root)
+    colors = sorted(p for p in (root / "color").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not colors:
+        raise ValueError(f"no colour images under {root / 'color'} (expected color/<name>.jpg and depth/<name>.png)")
+    split = ProbeSplit([], [])
+    for color in colors:
+        image = Image.open(color).convert("RGB")
+        depth = np.asarray(Image.open(root / "depth" / f"{color.stem}.png")).astype(np.float32) / depth_scale
+        if depth.shape != (image.height, image.width):
+            raise ValueError(f"{color.name}: depth {depth.shape} does not match the image {image.size[::-1]}")
+        split.images.append(image)
+        split.depths.append(depth)
+    return split
+
+
+def hub_split(
+    dataset,
+    image_column: str = "image",
+    depth_column: str | None = None,
+    depth_scale: float = 1.0,
+    mask_column: str | None = None,
+    mask_offset: int = 0,
+    label_column: str | None = None,
+    split: str = "train",
+    revision: str | None = None,
+    num_rows: int | None = None,
+) -> ProbeSplit:
+    """Probe references from a `datasets` dataset (a Hub id or an already loaded `Dataset`), by column mapping.
+
+    Only the columns named are read; leave a column `None` when the dataset has no such reference. Examples (parquet
+    copies on the Hub; check the column names on the dataset page and pin `revision`):
+
+        # NYU Depth v2: RGB + metric depth in metres
+        hub_split("sayakpaul/nyu_depth_v2", image_column="image", depth_column="depth_map", split="validation")
+        # ADE20K (SceneParse150): 0 is "other" in the annotation, so shift by -1 and 0 becomes 255 (ignored)
+        hub_split("scene_parse_150", image_column="image", mask_column="annotation", mask_offset=-1,
+                  split="validation")
+
+    Args:
+        dataset (`str` or `datasets.Dataset`): Hub id / local folder, or a loaded dataset.
+        image_column (`str`): RGB image column.
+        depth_column (`str`, *optional*): depth column (image or array), divided by `depth_scale` to get metres.
+        depth_scale (`float`): raw depth units per metre.
+        mask_column (`str`, *optional*): semantic mask column (class ids).
+        mask_offset (`int`): added to every mask value; values that fall outside 0..254 become 255 (ignored).
+        label_column (`str`, *optional*): integer image-level label column.
+        split, revision: of the Hub dataset, when `dataset` is an id.
+        num_rows (`int`, *optional*): only the first rows.
+    """
+    if isinstance(dataset, str):
+        dataset = load_dataset(dataset, split=split, revision=revision)
+    if num_rows is not None:
+        dataset = dataset.select(range(min(num_rows, len(dataset))))
+    columns = [c for c in (image_column, depth_column, mask_column, label_column) if c is not None]
+    missing = [c for c in columns if c not in dataset.column_names]
+    if missing:
+        raise ValueError(f"columns {missing} not in the dataset (it has {dataset.column_names})")
+    rows = dataset.select_columns(columns)
+    result = ProbeSplit([], [], [] if mask_column else None, [] if label_column else None)
+    for row in rows:
+        image = row[image_column].convert("RGB")
+        result.images.append(image)
+        if depth_column:
+            result.depths.append(np.asarray(row[depth_column], dtype=np.float32) / depth_scale)
+        if mask_column:
+            mask = np.asarray(row[mask_column], dtype=np.int64) + mask_offset
+            result.masks.append(np.where((mask >= 0) & (mask < 255), mask, 255))
+        if label_column:
+            result.labels.append(int(row[label_column]))
+    if not depth_column:
+        result.depths = None
+    return result
