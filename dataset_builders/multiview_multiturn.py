@@ -53,6 +53,7 @@ from .questions import (
     DEPTH_TOLERANCE_M,
     DISTANCE_TOLERANCE_FRACTION,
     Conversation,
+    TurnTruth,
     format_depth,
     format_distance,
 )
@@ -138,19 +139,9 @@ class FusedObject:
 
 
 @dataclass
-class Turn:
-    level: str
-    kind: str
-    question: str
-    answer_text: str
-    answer: str
-    value: float | None = None
-    unit: str = ""
-    tolerance: float = 0.0
-    vector: list[float] = field(default_factory=list)
-    points: list[list[int]] = field(default_factory=list)
-    objects: list[str] = field(default_factory=list)
-    object_ids: list[int] = field(default_factory=list)
+class Turn(TurnTruth):
+    """A single-view turn's structured truth plus the views (0-based) the turn refers to."""
+
     views: list[int] = field(default_factory=list)
 
 
