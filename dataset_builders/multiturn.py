@@ -21,23 +21,15 @@ Machines split a build with `--num-shards N --shard-index i`; rerunning the same
 from __future__ import annotations
 
 import io
-import math
-import multiprocessing
-import sys
-from collections import Counter
-from dataclasses import asdict, dataclass, field
-from importlib.metadata import version
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
 from datasets import Features, List, Value, load_dataset
-from datasets import Image as ImageFeature
 from PIL import Image, ImageDraw, ImageFont
-from tqdm.auto import tqdm
-from transformers import HfArgumentParser
 
 from . import publishing
+from .building import BuildArguments, ChunkedBuilder, arg, run_build, run_cli
 from .frames import Frame, SkipSample
 from .perception import Perception
 from .questions import ORDERS, Conversation, write_conversation
@@ -47,26 +39,25 @@ from .spatial import Thresholds, analyse
 
 THRESHOLD_NAMES = list(Thresholds().to_dict())
 
+# Structured truth of one turn (single-view; the multi-view multi-turn dataset adds `views`).
+TURN_FEATURES = {
+    "level": Value("string"),
+    "kind": Value("string"),
+    "answer": Value("string"),
+    "value": Value("float64"),
+    "unit": Value("string"),
+    "tolerance": Value("float64"),
+    "vector": List(Value("float64")),
+    "points": List(List(Value("int32"))),
+    "objects": List(Value("string")),
+    "object_ids": List(Value("int32")),
+}
+
 FEATURES = Features(
     {
-        "images": List(ImageFeature()),
-        "messages": List(
-            {"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})}
-        ),
-        "turns": List(
-            {
-                "level": Value("string"),
-                "kind": Value("string"),
-                "answer": Value("string"),
-                "value": Value("float64"),
-                "unit": Value("string"),
-                "tolerance": Value("float64"),
-                "vector": List(Value("float64")),
-                "points": List(List(Value("int32"))),
-                "objects": List(Value("string")),
-                "object_ids": List(Value("int32")),
-            }
-        ),
+        "images": publishing.IMAGES_FEATURE,
+        "messages": publishing.MESSAGES_FEATURE,
+        "turns": List(TURN_FEATURES),
         "provenance": {
             "source": Value("string"),
             "sample_id": Value("string"),
@@ -115,23 +106,13 @@ COLUMN_DOCS = {
 }
 
 
-def _arg(default, help: str):
-    """A dataclass field with its `--help` text (HfArgumentParser adds the `--dashed-name` spelling itself)."""
-    if isinstance(default, list | tuple):
-        return field(default_factory=lambda: list(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
-class MultiturnArguments:
-    """Arguments of `spatialboost-build-multiturn` (every one is also a `--dashed-name` flag).
+class MultiturnArguments(BuildArguments):
+    """Arguments of `spatialboost-build-multiturn`: those of [`BuildArguments`] (output, seed, shards, workers,
+    chunks, yield, Hub, licence, JPEG quality) and the ones below (every one is also a `--dashed-name` flag).
 
     Args:
         source (`str`): `synthetic` (default, exact ground truth), `rgbd`, `image_folder` or `hub`.
-        output_dir (`str`): Build directory (also the layout uploaded to the Hub).
-        num_samples (`int`, *optional*): Source items to process (synthetic: scenes; others: the first N, all when
-            unset).
-        seed (`int`): Build seed; sample `i` uses `(seed, i)` whatever the sharding.
         order (`str`): Turn order: `forward`, `reverse` or `shuffled` (ablations).
         input_dir (`str`, *optional*): Folder of the `rgbd` and `image_folder` sources.
         rgbd_layout (`str`): `redwood` (color/, depth/ in mm, camera_primesense.json) or `single_frames`
@@ -160,92 +141,51 @@ class MultiturnArguments:
         caption_max_new_tokens (`int`): Caption length limit in tokens.
         device (`str`): Torch device of the perception models.
         batch_size (`int`): Images per perception batch.
-        num_shards (`int`): Machines sharing the build.
-        shard_index (`int`): This machine's share.
-        num_proc (`int`): Local worker processes.
-        samples_per_chunk (`int`): Samples per parquet file and completion marker.
-        min_yield (`float`): Built / attempted below which the build fails loudly.
-        push_to_hub (`str`, *optional*): Dataset repository to upload to.
-        private (`bool`): Create that repository private.
-        license (`str`, *optional*): Licence of the data (default: cc-by-4.0 for synthetic, `other` otherwise).
-        jpeg_quality (`int`): JPEG quality of the stored images.
     """
 
-    source: Literal["synthetic", "rgbd", "image_folder", "hub"] = _arg("synthetic", "Input source.")
-    output_dir: str = _arg("spatialboost-multiturn", "Build directory.")
-    num_samples: int | None = _arg(None, "Source items to process.")
-    seed: int = _arg(0, "Build seed.")
-    order: Literal["forward", "reverse", "shuffled"] = _arg("forward", "Turn order.")
-    input_dir: str | None = _arg(None, "Folder of the rgbd / image_folder source.")
-    rgbd_layout: Literal["redwood", "single_frames"] = _arg("redwood", "RGB-D folder layout.")
-    dataset_name: str | None = _arg(None, "Hub dataset of the hub source.")
-    dataset_split: str = _arg("train", "Split of the hub source.")
-    dataset_revision: str | None = _arg(None, "Revision of the hub source.")
-    image_column: str = _arg("image", "Image column of the hub source.")
-    image_width: int = _arg(640, "Synthetic image width.")
-    image_height: int = _arg(480, "Synthetic image height.")
-    min_objects: int = _arg(8, "Fewest objects per synthetic scene.")
-    max_objects: int = _arg(12, "Most objects per synthetic scene.")
-    depth_backend: Literal["depth_pro", "depth_anything"] = _arg("depth_pro", "Depth model family.")
-    depth_model: str = _arg("apple/DepthPro-hf", "Depth model id.")
-    depth_revision: str | None = _arg(None, "Depth model revision.")
-    segmenter: Literal["sam3", "grounding_dino_sam2", "depth_clusters"] = _arg("sam3", "Instance segmenter.")
-    segmenter_model: str = _arg("facebook/sam3", "SAM3 model id, or the SAM2 one with grounding_dino_sam2.")
-    segmenter_revision: str | None = _arg(None, "Segmenter revision.")
-    detector_model: str = _arg("IDEA-Research/grounding-dino-tiny", "Grounding DINO id (grounding_dino_sam2).")
-    detector_revision: str | None = _arg(None, "Detector revision.")
-    categories: list[str] = _arg(
+    output_dir: str = arg("spatialboost-multiturn", "Build directory.")
+    source: Literal["synthetic", "rgbd", "image_folder", "hub"] = arg("synthetic", "Input source.")
+    order: Literal["forward", "reverse", "shuffled"] = arg("forward", "Turn order.")
+    input_dir: str | None = arg(None, "Folder of the rgbd / image_folder source.")
+    rgbd_layout: Literal["redwood", "single_frames"] = arg("redwood", "RGB-D folder layout.")
+    dataset_name: str | None = arg(None, "Hub dataset of the hub source.")
+    dataset_split: str = arg("train", "Split of the hub source.")
+    dataset_revision: str | None = arg(None, "Revision of the hub source.")
+    image_column: str = arg("image", "Image column of the hub source.")
+    image_width: int = arg(640, "Synthetic image width.")
+    image_height: int = arg(480, "Synthetic image height.")
+    min_objects: int = arg(8, "Fewest objects per synthetic scene.")
+    max_objects: int = arg(12, "Most objects per synthetic scene.")
+    depth_backend: Literal["depth_pro", "depth_anything"] = arg("depth_pro", "Depth model family.")
+    depth_model: str = arg("apple/DepthPro-hf", "Depth model id.")
+    depth_revision: str | None = arg(None, "Depth model revision.")
+    segmenter: Literal["sam3", "grounding_dino_sam2", "depth_clusters"] = arg("sam3", "Instance segmenter.")
+    segmenter_model: str = arg("facebook/sam3", "SAM3 model id, or the SAM2 one with grounding_dino_sam2.")
+    segmenter_revision: str | None = arg(None, "Segmenter revision.")
+    detector_model: str = arg("IDEA-Research/grounding-dino-tiny", "Grounding DINO id (grounding_dino_sam2).")
+    detector_revision: str | None = arg(None, "Detector revision.")
+    categories: list[str] = arg(
         ["chair", "table", "sofa", "bed", "cabinet", "desk", "lamp", "monitor", "plant", "bottle", "cup", "book"],
         "Segmenter text prompts.",
     )
-    captioner_model: str | None = _arg(None, "Florence-2 model id.")
-    captioner_revision: str | None = _arg(None, "Captioner revision.")
-    caption_max_new_tokens: int = _arg(96, "Caption length limit in tokens.")
-    device: str = _arg("cpu", "Torch device of the perception models.")
-    batch_size: int = _arg(8, "Images per perception batch.")
-    num_shards: int = _arg(1, "Machines sharing the build.")
-    shard_index: int = _arg(0, "This machine's share.")
-    num_proc: int = _arg(1, "Local worker processes.")
-    samples_per_chunk: int = _arg(100, "Samples per parquet file.")
-    min_yield: float = _arg(0.5, "Built / attempted below which the build fails.")
-    push_to_hub: str | None = _arg(None, "Dataset repository to upload to.")
-    private: bool = _arg(False, "Create the Hub repository private.")
-    license: str | None = _arg(None, "Licence of the data.")
-    jpeg_quality: int = _arg(95, "JPEG quality of stored images.")
+    captioner_model: str | None = arg(None, "Florence-2 model id.")
+    captioner_revision: str | None = arg(None, "Captioner revision.")
+    caption_max_new_tokens: int = arg(96, "Caption length limit in tokens.")
+    device: str = arg("cpu", "Torch device of the perception models.")
+    batch_size: int = arg(8, "Images per perception batch.")
+
+    run_only_arguments = (*BuildArguments.run_only_arguments, "device", "batch_size")
 
     def __post_init__(self):
+        super().__post_init__()
         if self.order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
-        if not 0 <= self.shard_index < self.num_shards:
-            raise ValueError(f"shard_index must be in [0, {self.num_shards}), got {self.shard_index}")
         if self.source in ("rgbd", "image_folder") and self.input_dir is None:
             raise ValueError(f"--input-dir is required for source {self.source!r}")
         if self.source == "hub" and self.dataset_name is None:
             raise ValueError("--dataset-name is required for source 'hub'")
         if self.source == "synthetic" and self.num_samples is None:
             raise ValueError("--num-samples is required for source 'synthetic'")
-        if not 0.0 <= self.min_yield <= 1.0:
-            raise ValueError(f"min_yield must be in [0, 1], got {self.min_yield}")
-        if self.num_proc < 1 or self.samples_per_chunk < 1:
-            raise ValueError("num_proc and samples_per_chunk must be at least 1")
-
-
-# Arguments that change how a build runs, not which rows it makes: a build may resume with other values.
-RUN_ONLY_ARGUMENTS = (
-    "num_proc",
-    "num_shards",
-    "shard_index",
-    "device",
-    "batch_size",
-    "min_yield",
-    "push_to_hub",
-    "private",
-    "license",
-)
-
-
-class YieldTooLowError(RuntimeError):
-    """Raised when built / attempted drops below `min_yield`: the inputs or backends are not what was expected."""
 
 
 def make_source(args: MultiturnArguments, thresholds: Thresholds):
@@ -361,78 +301,47 @@ def build_example(
     }
 
 
-class MultiturnBuilder:
-    """Builds chunks of consecutive samples; one instance per worker process.
+class MultiturnBuilder(ChunkedBuilder):
+    """Makes the rows of consecutive samples: source, perception in batches, then `build_example`.
 
     Args:
         args (`MultiturnArguments`): Build arguments.
         thresholds (`Thresholds`): Geometric thresholds.
     """
 
+    features = FEATURES
+    counters = ("dropped_turns",)
+
     def __init__(self, args: MultiturnArguments, thresholds: Thresholds):
-        self.args, self.thresholds = args, thresholds
-        self.output_dir = Path(args.output_dir)
         self.source = make_source(args, thresholds)
         self.perception = make_perception(args)
         total = len(self.source) if args.num_samples is None else min(args.num_samples, len(self.source))
-        self.num_samples = total
-        self.num_chunks = max(1, math.ceil(total / args.samples_per_chunk))
+        super().__init__(args, thresholds, total)
 
-    def chunk_range(self, chunk: int) -> range:
-        start = chunk * self.args.samples_per_chunk
-        return range(start, min(start + self.args.samples_per_chunk, self.num_samples))
-
-    def build_chunk(self, chunk: int) -> dict:
-        """Build, write and mark one chunk; returns the counts stored in its marker."""
-        rows, skipped, dropped = [], Counter(), Counter()
-        indices = list(self.chunk_range(chunk))
+    def examples(self, indices):
+        # Batched: the perception models run on `batch_size` frames at a time.
+        indices = list(indices)
         for batch_start in range(0, len(indices), self.args.batch_size):
-            frames = []
+            loaded = []
             for index in indices[batch_start : batch_start + self.args.batch_size]:
                 try:
-                    frames.append((index, self.source.load(index)))
+                    loaded.append((index, self.source.load(index)))
                 except SkipSample as skip:
-                    skipped[skip.reason.value] += 1
-            for index, frame in zip(
-                [i for i, _ in frames], self.perception.complete([f for _, f in frames]), strict=True
-            ):
+                    yield skip
+            frames = self.perception.complete([frame for _, frame in loaded])
+            for (index, _), frame in zip(loaded, frames, strict=True):
                 try:
-                    row = build_example(
+                    yield build_example(
                         frame, index, self.args.seed, self.args.order, self.thresholds, self.args.jpeg_quality
                     )
                 except SkipSample as skip:
-                    skipped[skip.reason.value] += 1
-                    continue
-                dropped.update(row["provenance"]["dropped_turns"])
-                rows.append(row)
-        stats = {
-            "attempted": len(indices),
-            "built": len(rows),
-            "skipped": dict(skipped),
-            "dropped_turns": dict(dropped),
-        }
-        publishing.write_chunk(self.output_dir, chunk, self.num_chunks, rows, FEATURES, stats)
-        return stats
+                    yield skip
 
+    def count(self, row: dict) -> dict:
+        return {"dropped_turns": row["provenance"]["dropped_turns"]}
 
-_WORKER: MultiturnBuilder | None = None
-
-
-def _init_worker(args: MultiturnArguments, thresholds: Thresholds) -> None:
-    global _WORKER
-    _WORKER = MultiturnBuilder(args, thresholds)
-
-
-def _build_chunk_in_worker(chunk: int) -> tuple[int, dict]:
-    return chunk, _WORKER.build_chunk(chunk)
-
-
-def _check_yield(totals: Counter, min_yield: float, min_attempts: int) -> None:
-    if totals["attempted"] >= min_attempts and totals["built"] < min_yield * totals["attempted"]:
-        raise YieldTooLowError(
-            f"built {totals['built']} of {totals['attempted']} samples, below min_yield={min_yield}; "
-            f"skips: {dict(totals['skipped'])}. Completed chunks are kept; fix the input and rerun to resume."
-        )
+    def manifest_extras(self) -> dict:
+        return {"backends": self.perception.backends}
 
 
 def build(args: MultiturnArguments, thresholds: Thresholds | None = None) -> dict:
@@ -446,81 +355,15 @@ def build(args: MultiturnArguments, thresholds: Thresholds | None = None) -> dic
         `dict`: The manifest of this shard.
 
     Raises:
-        YieldTooLowError: When built / attempted falls below `args.min_yield` (checked as chunks complete, once at
-            least two chunks' worth of samples were attempted, and at the end).
+        YieldTooLowError: When built / attempted falls below `args.min_yield`.
     """
-    thresholds = thresholds or Thresholds()
-    builder = MultiturnBuilder(args, thresholds)
-    output_dir = builder.output_dir
-    signature = {k: v for k, v in asdict(args).items() if k not in RUN_ONLY_ARGUMENTS}
-    publishing.claim_output_dir(output_dir, {**signature, "thresholds": thresholds.to_dict()})
-    mine = [c for c in range(builder.num_chunks) if c % args.num_shards == args.shard_index]
-    done = {c: publishing.read_marker(output_dir, c) for c in mine}
-    todo = [c for c in mine if done[c] is None]
-
-    totals = Counter(attempted=0, built=0)
-    totals["skipped"], totals["dropped_turns"] = Counter(), Counter()
-
-    def account(stats: dict) -> None:
-        totals["attempted"] += stats["attempted"]
-        totals["built"] += stats["built"]
-        totals["skipped"].update(stats["skipped"])
-        totals["dropped_turns"].update(stats["dropped_turns"])
-
-    for stats in done.values():
-        if stats is not None:
-            account(stats)
-    min_attempts = 2 * args.samples_per_chunk
-    progress = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="chunks", unit="chunk")
-    if args.num_proc == 1 or len(todo) <= 1:
-        results = ((chunk, builder.build_chunk(chunk)) for chunk in todo)
-        pool = None
-    else:
-        pool = multiprocessing.get_context("spawn").Pool(
-            min(args.num_proc, len(todo)), initializer=_init_worker, initargs=(args, thresholds)
-        )
-        results = pool.imap_unordered(_build_chunk_in_worker, todo)
-    try:
-        for chunk, stats in results:
-            done[chunk] = stats
-            account(stats)
-            progress.update(1)
-            progress.set_postfix(built=totals["built"], skipped=totals["attempted"] - totals["built"])
-            _check_yield(totals, args.min_yield, min_attempts)
-    finally:
-        progress.close()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-        # Written even when the build stops early, so the counts that stopped it can be read.
-        manifest = {
-            "num_samples": builder.num_samples,
-            "num_chunks": builder.num_chunks,
-            "num_shards": args.num_shards,
-            "shard_index": args.shard_index,
-            "chunks": sorted(mine),
-            "chunks_done": sorted(c for c, stats in done.items() if stats is not None),
-            "attempted": totals["attempted"],
-            "built": totals["built"],
-            "yield": totals["built"] / max(totals["attempted"], 1),
-            "skipped": dict(sorted(totals["skipped"].items())),
-            "dropped_turns": dict(sorted(totals["dropped_turns"].items())),
-            "arguments": asdict(args),
-            "thresholds": thresholds.to_dict(),
-            "backends": builder.perception.backends,
-            "versions": {name: version(name) for name in ("datasets", "transformers", "huggingface_hub", "numpy")},
-        }
-        publishing.write_manifest(output_dir, args.shard_index, args.num_shards, manifest)
-    publishing.write_card(output_dir, make_card(args, thresholds, builder.perception.backends, manifest))
-    _check_yield(totals, args.min_yield, 1)
-    if args.push_to_hub:
-        publishing.push_to_hub(output_dir, args.push_to_hub, private=args.private)
-    return manifest
+    return run_build(MultiturnBuilder, args, thresholds or Thresholds(), make_card, "multi-turn spatial reasoning")
 
 
-def make_card(args: MultiturnArguments, thresholds: Thresholds, backends: list[dict], manifest: dict):
+def make_card(args: MultiturnArguments, thresholds: Thresholds, manifest: dict):
     """The dataset card: every column, the settings, backends with licences, counts and how to load."""
-    license = args.license or ("cc-by-4.0" if args.source == "synthetic" else "other")
+    license = args.data_license(synthetic=args.source == "synthetic")
+    backends = manifest["backends"]
     columns = "\n".join(f"| `{name}` | {doc} |" for name, doc in COLUMN_DOCS.items())
     settings = "\n".join(
         f"| `{key}` | `{value}` |" for key, value in asdict(args).items() if key not in ("push_to_hub",)
@@ -589,14 +432,7 @@ and of the perception models' outputs applies.
 
 ## Citation
 
-```bibtex
-@article{{jeon2026spatialboost,
-  title={{SpatialBoost: Enhancing Visual Representation through Language-Guided Reasoning}},
-  author={{Jeon and Kim and Jang and Kim and Shin}},
-  journal={{arXiv preprint arXiv:2603.22057}},
-  year={{2026}}
-}}
-```
+{publishing.CITATION}
 """
     return publishing.make_card(
         pretty_name=f"SpatialBoost multi-turn spatial reasoning ({args.source})",
@@ -609,16 +445,7 @@ and of the perception models' outputs applies.
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point `spatialboost-build-multiturn`."""
-    (args,) = HfArgumentParser(MultiturnArguments).parse_args_into_dataclasses(args=argv)
-    try:
-        manifest = build(args)
-    except YieldTooLowError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from error
-    print(
-        f"built {manifest['built']} of {manifest['attempted']} samples into {args.output_dir}; "
-        f"skipped: {manifest['skipped'] or 'none'}"
-    )
+    run_cli(MultiturnArguments, build, argv)
 
 
 if __name__ == "__main__":

@@ -23,30 +23,24 @@ Usage:
 from __future__ import annotations
 
 import io
-import math
-import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 from datasets import Features, List, Value
-from datasets import Image as ImageFeature
-from transformers import HfArgumentParser
 
 from . import publishing
+from .building import ChunkedBuilder, arg, run_build, run_cli
 from .frames import SkipReason, SkipSample
 from .geometry import Cube, canonical_yaw, centre_distance, erode_mask, fit_cube, occluded_boundary_fraction
-from .multiturn import YieldTooLowError, _arg, draw_marks, marker_radius
+from .multiturn import TURN_FEATURES, draw_marks, marker_radius
 from .multiview_vqa import (
-    CITATION,
     PROVENANCE_FEATURES,
     MarkedPoint,
     MultiviewVQAArguments,
     SyntheticMultiviewSource,
     card_tables,
     choose_points,
-    run_build,
 )
 from .questions import (
     CUBE_TOLERANCE_M,
@@ -63,25 +57,9 @@ from .views import PosedView, SelectionThresholds, ViewSelection, select_views, 
 
 FEATURES = Features(
     {
-        "images": List(ImageFeature()),
-        "messages": List(
-            {"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})}
-        ),
-        "turns": List(
-            {
-                "level": Value("string"),
-                "kind": Value("string"),
-                "answer": Value("string"),
-                "value": Value("float64"),
-                "unit": Value("string"),
-                "tolerance": Value("float64"),
-                "vector": List(Value("float64")),
-                "points": List(List(Value("int32"))),
-                "objects": List(Value("string")),
-                "object_ids": List(Value("int32")),
-                "views": List(Value("int32")),
-            }
-        ),
+        "images": publishing.IMAGES_FEATURE,
+        "messages": publishing.MESSAGES_FEATURE,
+        "turns": List({**TURN_FEATURES, "views": List(Value("int32"))}),
         "provenance": {**PROVENANCE_FEATURES, "dropped_turns": List(Value("string"))},
     }
 )
@@ -115,7 +93,7 @@ class MultiviewMultiturnArguments(MultiviewVQAArguments):
     stage-2 proportions too.
     """
 
-    output_dir: str = _arg("spatialboost-multiview-multiturn", "Build directory.")
+    output_dir: str = arg("spatialboost-multiview-multiturn", "Build directory.")
 
     def __post_init__(self):
         super().__post_init__()
@@ -524,14 +502,15 @@ def build_example(
     }
 
 
-class MultiviewMultiturnBuilder:
-    """Builds chunks of consecutive samples; one instance per worker process."""
+class MultiviewMultiturnBuilder(ChunkedBuilder):
+    """Makes the rows of consecutive samples: synthetic scene, view selection, fused objects, 12 turns."""
+
+    features = FEATURES
+    counters = ("views",)
 
     def __init__(self, args: MultiviewMultiturnArguments, thresholds: Thresholds):
-        self.args, self.thresholds = args, thresholds
         self.selection = args.selection_thresholds()
         self.mix = args.mix()
-        self.output_dir = Path(args.output_dir)
         self.source = SyntheticMultiviewSource(
             args.seed,
             args.num_samples,
@@ -539,8 +518,7 @@ class MultiviewMultiturnBuilder:
             (args.image_width, args.image_height),
             (args.min_objects, args.max_objects),
         )
-        self.num_samples = len(self.source)
-        self.num_chunks = max(1, math.ceil(self.num_samples / args.samples_per_chunk))
+        super().__init__(args, thresholds, len(self.source))
 
     def example(self, index: int) -> dict:
         sequence, start = self.source.load(index)
@@ -557,33 +535,8 @@ class MultiviewMultiturnBuilder:
             self.args.jpeg_quality,
         )
 
-    def build_chunk(self, chunk: int) -> dict:
-        start = chunk * self.args.samples_per_chunk
-        indices = range(start, min(start + self.args.samples_per_chunk, self.num_samples))
-        rows, skipped, views = [], Counter(), Counter()
-        for index in indices:
-            try:
-                row = self.example(index)
-            except SkipSample as skip:
-                skipped[skip.reason.value] += 1
-                continue
-            views[str(row["provenance"]["num_views"])] += 1
-            rows.append(row)
-        stats = {"attempted": len(indices), "built": len(rows), "skipped": dict(skipped), "views": dict(views)}
-        publishing.write_chunk(self.output_dir, chunk, self.num_chunks, rows, FEATURES, stats)
-        return stats
-
-
-_WORKER: MultiviewMultiturnBuilder | None = None
-
-
-def _init_worker(args: MultiviewMultiturnArguments, thresholds: Thresholds) -> None:
-    global _WORKER
-    _WORKER = MultiviewMultiturnBuilder(args, thresholds)
-
-
-def _build_chunk_in_worker(chunk: int) -> tuple[int, dict]:
-    return chunk, _WORKER.build_chunk(chunk)
+    def count(self, row: dict) -> dict:
+        return {"views": [str(row["provenance"]["num_views"])]}
 
 
 def build(args: MultiviewMultiturnArguments, thresholds: Thresholds | None = None) -> dict:
@@ -591,10 +544,7 @@ def build(args: MultiviewMultiturnArguments, thresholds: Thresholds | None = Non
     thresholds = thresholds or Thresholds(
         depth_margin_m=args.depth_margin_m, depth_margin_fraction=args.depth_margin_fraction
     )
-    builder = MultiviewMultiturnBuilder(args, thresholds)
-    return run_build(
-        args, thresholds, builder, _init_worker, _build_chunk_in_worker, make_card, "multi-view multi-turn"
-    )
+    return run_build(MultiviewMultiturnBuilder, args, thresholds, make_card, "multi-view multi-turn")
 
 
 def make_card(args: MultiviewMultiturnArguments, thresholds: Thresholds, manifest: dict):
@@ -648,7 +598,7 @@ Data: `{license}` (images rendered by the package).
 
 ## Citation
 
-{CITATION}
+{publishing.CITATION}
 """
     return publishing.make_card(
         pretty_name="SpatialBoost multi-view multi-turn spatial reasoning",
@@ -661,16 +611,7 @@ Data: `{license}` (images rendered by the package).
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point `spatialboost-build-multiview-multiturn`."""
-    (args,) = HfArgumentParser(MultiviewMultiturnArguments).parse_args_into_dataclasses(args=argv)
-    try:
-        manifest = build(args)
-    except YieldTooLowError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from error
-    print(
-        f"built {manifest['built']} of {manifest['attempted']} samples into {args.output_dir} "
-        f"(views: {manifest['views'] or 'none'}); skipped: {manifest['skipped'] or 'none'}"
-    )
+    run_cli(MultiviewMultiturnArguments, build, argv)
 
 
 if __name__ == "__main__":

@@ -22,25 +22,18 @@ frames move little, so widen the band and narrow the near-tie margin
 from __future__ import annotations
 
 import io
-import math
-import multiprocessing
-import sys
-from collections import Counter
 from dataclasses import asdict, dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from datasets import Features, List, Value
-from datasets import Image as ImageFeature
-from tqdm.auto import tqdm
-from transformers import HfArgumentParser
 
 from . import publishing
+from .building import BuildArguments, ChunkedBuilder, arg, run_build, run_cli
 from .frames import SkipReason, SkipSample
 from .geometry import depth_edges
-from .multiturn import YieldTooLowError, _arg, draw_marks, marker_radius
+from .multiturn import draw_marks, marker_radius
 from .questions import DEPTH_TOLERANCE_M, DISTANCE_TOLERANCE_FRACTION, Conversation, format_depth, format_distance
 from .reconstruction import FrameFolderSource, VGGTBackend
 from .spatial import Thresholds
@@ -105,10 +98,8 @@ PROVENANCE_FEATURES = {
 }
 FEATURES = Features(
     {
-        "images": List(ImageFeature()),
-        "messages": List(
-            {"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})}
-        ),
+        "images": publishing.IMAGES_FEATURE,
+        "messages": publishing.MESSAGES_FEATURE,
         "turns": List(TURN_FEATURES),
         "provenance": PROVENANCE_FEATURES,
     }
@@ -137,16 +128,14 @@ COLUMN_DOCS = {
 
 
 @dataclass
-class MultiviewVQAArguments:
-    """Arguments of `spatialboost-build-multiview-vqa` (every one is also a `--dashed-name` flag).
+class MultiviewVQAArguments(BuildArguments):
+    """Arguments of `spatialboost-build-multiview-vqa`: those of [`BuildArguments`] (output, samples, seed, shards,
+    workers, chunks, yield, Hub, licence, JPEG quality; posed_rgbd samples are start frames) and the ones below
+    (every one is also a `--dashed-name` flag).
 
     Args:
-        source (`str`): `synthetic` (default: procedural scenes, exact geometry) or `posed_rgbd` (a Redwood-layout
-            sequence with `trajectory.log`).
-        output_dir (`str`): Build directory (also the layout uploaded to the Hub).
-        num_samples (`int`, *optional*): Samples to attempt (synthetic: scenes; posed_rgbd: start frames, all when
-            unset).
-        seed (`int`): Build seed; sample `i` uses `(seed, i)` whatever the sharding.
+        source (`str`): `synthetic` (default: procedural scenes, exact geometry), `posed_rgbd` (a Redwood- or
+            ScanNet-layout sequence with poses) or `frames` (unposed frames, reconstructed).
         input_dir (`str`, *optional*): Sequence folder of `posed_rgbd`.
         num_frames (`int`): Frames sampled from the `frames` folder and reconstructed.
         reconstruction_model (`str`): VGGT weights of the `frames` source (the `vggt` package must be installed);
@@ -164,15 +153,6 @@ class MultiviewVQAArguments:
         selection (`str`): `covisibility` (offline) or `lpips_and_covisibility` (needs `lpips` and its weights).
         min_covisibility (`float`): Lower end of the anchors' covisibility band.
         max_covisibility (`float`): Upper end of the band.
-        num_shards (`int`): Machines sharing the build.
-        shard_index (`int`): This machine's share.
-        num_proc (`int`): Local worker processes.
-        samples_per_chunk (`int`): Samples per parquet file and completion marker.
-        min_yield (`float`): Built / attempted below which the build fails loudly.
-        push_to_hub (`str`, *optional*): Dataset repository to upload to.
-        private (`bool`): Create that repository private.
-        license (`str`, *optional*): Licence of the data (default: cc-by-4.0 for synthetic, `other` otherwise).
-        jpeg_quality (`int`): JPEG quality of the stored images.
         writer (`str`): `template` (default, deterministic) or `llm` (an OpenAI-compatible endpoint rewrites the
             template's questions and answers; its key is read from `SPATIALBOOST_LLM_API_KEY` or `OPENAI_API_KEY`
             only, so it never reaches the manifest or the card).
@@ -183,44 +163,34 @@ class MultiviewVQAArguments:
         depth_margin_fraction (`float`): Same, relative to the nearer depth (the larger margin applies).
     """
 
-    source: Literal["synthetic", "posed_rgbd", "frames"] = _arg("synthetic", "Input source.")
-    output_dir: str = _arg("spatialboost-multiview-vqa", "Build directory.")
-    num_samples: int | None = _arg(None, "Samples to attempt.")
-    seed: int = _arg(0, "Build seed.")
-    input_dir: str | None = _arg(None, "Sequence folder of the posed_rgbd source.")
-    num_frames: int = _arg(16, "Frames sampled from the frames folder.")
-    reconstruction_model: str = _arg("facebook/VGGT-1B", "VGGT weights of the frames source.")
-    reconstruction_revision: str | None = _arg(None, "Their revision.")
-    device: str = _arg("cpu", "Torch device of the reconstruction model.")
-    rgbd_layout: Literal["redwood", "scannet"] = _arg("redwood", "Posed RGB-D folder layout.")
-    image_width: int = _arg(640, "Synthetic image width.")
-    image_height: int = _arg(480, "Synthetic image height.")
-    min_objects: int = _arg(8, "Fewest objects per synthetic scene.")
-    max_objects: int = _arg(12, "Most objects per synthetic scene.")
-    frames_per_scene: int = _arg(12, "Synthetic camera path length.")
-    view_mix: str = _arg(",".join(f"{k}:{v}" for k, v in DEFAULT_VIEW_MIX.items()), "views:weight proportions.")
-    selection: Literal["covisibility", "lpips_and_covisibility"] = _arg("covisibility", "View selection.")
-    min_covisibility: float = _arg(SelectionThresholds.min_covisibility, "Lower end of the covisibility band.")
-    max_covisibility: float = _arg(SelectionThresholds.max_covisibility, "Upper end of the covisibility band.")
-    num_shards: int = _arg(1, "Machines sharing the build.")
-    shard_index: int = _arg(0, "This machine's share.")
-    num_proc: int = _arg(1, "Local worker processes.")
-    samples_per_chunk: int = _arg(100, "Samples per parquet file.")
-    min_yield: float = _arg(0.5, "Built / attempted below which the build fails.")
-    push_to_hub: str | None = _arg(None, "Dataset repository to upload to.")
-    private: bool = _arg(False, "Create the Hub repository private.")
-    license: str | None = _arg(None, "Licence of the data.")
-    jpeg_quality: int = _arg(95, "JPEG quality of stored images.")
-    writer: Literal["template", "llm"] = _arg("template", "Question writer.")
-    llm_base_url: str | None = _arg(None, "OpenAI-compatible endpoint of the llm writer.")
-    llm_model: str | None = _arg(None, "Model of the llm writer.")
-    llm_cache_dir: str | None = _arg(None, "Reply cache of the llm writer.")
-    depth_margin_m: float = _arg(Thresholds.depth_margin_m, "Near-tie depth margin in metres.")
-    depth_margin_fraction: float = _arg(Thresholds.depth_margin_fraction, "Near-tie depth margin, relative.")
+    source: Literal["synthetic", "posed_rgbd", "frames"] = arg("synthetic", "Input source.")
+    output_dir: str = arg("spatialboost-multiview-vqa", "Build directory.")
+    input_dir: str | None = arg(None, "Sequence folder of the posed_rgbd source.")
+    num_frames: int = arg(16, "Frames sampled from the frames folder.")
+    reconstruction_model: str = arg("facebook/VGGT-1B", "VGGT weights of the frames source.")
+    reconstruction_revision: str | None = arg(None, "Their revision.")
+    device: str = arg("cpu", "Torch device of the reconstruction model.")
+    rgbd_layout: Literal["redwood", "scannet"] = arg("redwood", "Posed RGB-D folder layout.")
+    image_width: int = arg(640, "Synthetic image width.")
+    image_height: int = arg(480, "Synthetic image height.")
+    min_objects: int = arg(8, "Fewest objects per synthetic scene.")
+    max_objects: int = arg(12, "Most objects per synthetic scene.")
+    frames_per_scene: int = arg(12, "Synthetic camera path length.")
+    view_mix: str = arg(",".join(f"{k}:{v}" for k, v in DEFAULT_VIEW_MIX.items()), "views:weight proportions.")
+    selection: Literal["covisibility", "lpips_and_covisibility"] = arg("covisibility", "View selection.")
+    min_covisibility: float = arg(SelectionThresholds.min_covisibility, "Lower end of the covisibility band.")
+    max_covisibility: float = arg(SelectionThresholds.max_covisibility, "Upper end of the covisibility band.")
+    writer: Literal["template", "llm"] = arg("template", "Question writer.")
+    llm_base_url: str | None = arg(None, "OpenAI-compatible endpoint of the llm writer.")
+    llm_model: str | None = arg(None, "Model of the llm writer.")
+    llm_cache_dir: str | None = arg(None, "Reply cache of the llm writer.")
+    depth_margin_m: float = arg(Thresholds.depth_margin_m, "Near-tie depth margin in metres.")
+    depth_margin_fraction: float = arg(Thresholds.depth_margin_fraction, "Near-tie depth margin, relative.")
+
+    run_only_arguments = (*BuildArguments.run_only_arguments, "device", "llm_cache_dir")
 
     def __post_init__(self):
-        if not 0 <= self.shard_index < self.num_shards:
-            raise ValueError(f"shard_index must be in [0, {self.num_shards}), got {self.shard_index}")
+        super().__post_init__()
         if self.source in ("posed_rgbd", "frames") and self.input_dir is None:
             raise ValueError(f"--input-dir is required for source {self.source!r}")
         if self.source == "synthetic" and self.num_samples is None:
@@ -232,10 +202,6 @@ class MultiviewVQAArguments:
             )
         if self.frames_per_scene < 8:
             raise ValueError(f"frames_per_scene must be at least 8 (8-view samples), got {self.frames_per_scene}")
-        if not 0.0 <= self.min_yield <= 1.0:
-            raise ValueError(f"min_yield must be in [0, 1], got {self.min_yield}")
-        if self.num_proc < 1 or self.samples_per_chunk < 1:
-            raise ValueError("num_proc and samples_per_chunk must be at least 1")
         self.mix()  # validates
 
     def mix(self) -> dict[int, float]:
@@ -250,19 +216,6 @@ class MultiviewVQAArguments:
 
     def selection_thresholds(self) -> SelectionThresholds:
         return SelectionThresholds(min_covisibility=self.min_covisibility, max_covisibility=self.max_covisibility)
-
-
-RUN_ONLY_ARGUMENTS = (
-    "device",
-    "num_proc",
-    "num_shards",
-    "shard_index",
-    "min_yield",
-    "push_to_hub",
-    "private",
-    "license",
-    "llm_cache_dir",
-)
 
 
 class SyntheticMultiviewSource:
@@ -672,16 +625,18 @@ def make_source(args: MultiviewVQAArguments, thresholds: Thresholds):
     return PosedSequenceSource(sequence)
 
 
-class MultiviewVQABuilder:
-    """Builds chunks of consecutive samples; one instance per worker process.
+class MultiviewVQABuilder(ChunkedBuilder):
+    """Makes the rows of consecutive samples: source, view selection, points, questions (template or LLM).
 
     Args:
         args (`MultiviewVQAArguments`): Build arguments.
         thresholds (`Thresholds`): Geometric thresholds shared with the single-view builder.
     """
 
+    features = FEATURES
+    counters = ("views",)
+
     def __init__(self, args: MultiviewVQAArguments, thresholds: Thresholds):
-        self.args, self.thresholds = args, thresholds
         self.selection = args.selection_thresholds()
         self.mix = args.mix()
         self.lpips = LpipsScorer() if args.selection == "lpips_and_covisibility" else None
@@ -689,11 +644,9 @@ class MultiviewVQABuilder:
         if args.writer == "llm":
             cache = args.llm_cache_dir or str(Path(args.output_dir) / ".llm-cache")
             self.writer = LLMWriter(cache, base_url=args.llm_base_url, model=args.llm_model)
-        self.output_dir = Path(args.output_dir)
         self.source = make_source(args, thresholds)
         total = len(self.source) if args.num_samples is None else min(args.num_samples, len(self.source))
-        self.num_samples = total
-        self.num_chunks = max(1, math.ceil(total / args.samples_per_chunk))
+        super().__init__(args, thresholds, total)
 
     def example(self, index: int) -> dict:
         """Row of sample `index`, or `SkipSample`."""
@@ -715,108 +668,8 @@ class MultiviewVQABuilder:
             self.source.is_metric,
         )
 
-    def build_chunk(self, chunk: int) -> dict:
-        """Build, write and mark one chunk; returns the counts stored in its marker."""
-        start = chunk * self.args.samples_per_chunk
-        indices = range(start, min(start + self.args.samples_per_chunk, self.num_samples))
-        rows, skipped, views = [], Counter(), Counter()
-        for index in indices:
-            try:
-                row = self.example(index)
-            except SkipSample as skip:
-                skipped[skip.reason.value] += 1
-                continue
-            views[str(row["provenance"]["num_views"])] += 1
-            rows.append(row)
-        stats = {"attempted": len(indices), "built": len(rows), "skipped": dict(skipped), "views": dict(views)}
-        publishing.write_chunk(self.output_dir, chunk, self.num_chunks, rows, FEATURES, stats)
-        return stats
-
-
-_WORKER: MultiviewVQABuilder | None = None
-
-
-def _init_worker(args: MultiviewVQAArguments, thresholds: Thresholds) -> None:
-    global _WORKER
-    _WORKER = MultiviewVQABuilder(args, thresholds)
-
-
-def _build_chunk_in_worker(chunk: int) -> tuple[int, dict]:
-    return chunk, _WORKER.build_chunk(chunk)
-
-
-def run_build(args, thresholds: Thresholds, builder, init_worker, build_in_worker, make_card, title: str) -> dict:
-    """The resumable, sharded build loop shared by the multi-view builders (markers, manifest, card, upload)."""
-    output_dir = builder.output_dir
-    signature = {k: v for k, v in asdict(args).items() if k not in RUN_ONLY_ARGUMENTS}
-    publishing.claim_output_dir(output_dir, {**signature, "thresholds": thresholds.to_dict()})
-    mine = [c for c in range(builder.num_chunks) if c % args.num_shards == args.shard_index]
-    done = {c: publishing.read_marker(output_dir, c) for c in mine}
-    todo = [c for c in mine if done[c] is None]
-    totals = Counter(attempted=0, built=0)
-    totals["skipped"], totals["views"] = Counter(), Counter()
-
-    def account(stats: dict) -> None:
-        totals["attempted"] += stats["attempted"]
-        totals["built"] += stats["built"]
-        totals["skipped"].update(stats["skipped"])
-        totals["views"].update(stats["views"])
-
-    for stats in done.values():
-        if stats is not None:
-            account(stats)
-    progress = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="chunks", unit="chunk")
-    pool = None
-    if args.num_proc == 1 or len(todo) <= 1:
-        results = ((chunk, builder.build_chunk(chunk)) for chunk in todo)
-    else:
-        pool = multiprocessing.get_context("spawn").Pool(
-            min(args.num_proc, len(todo)), initializer=init_worker, initargs=(args, thresholds)
-        )
-        results = pool.imap_unordered(build_in_worker, todo)
-    try:
-        for chunk, stats in results:
-            done[chunk] = stats
-            account(stats)
-            progress.update(1)
-            _check_yield(totals, args.min_yield, 2 * args.samples_per_chunk)
-    finally:
-        progress.close()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-        manifest = {
-            "num_samples": builder.num_samples,
-            "num_chunks": builder.num_chunks,
-            "num_shards": args.num_shards,
-            "shard_index": args.shard_index,
-            "chunks": sorted(mine),
-            "chunks_done": sorted(c for c, stats in done.items() if stats is not None),
-            "attempted": totals["attempted"],
-            "built": totals["built"],
-            "yield": totals["built"] / max(totals["attempted"], 1),
-            "skipped": dict(sorted(totals["skipped"].items())),
-            "views": dict(sorted(totals["views"].items())),
-            "arguments": asdict(args),
-            "thresholds": thresholds.to_dict(),
-            "versions": {name: version(name) for name in ("datasets", "transformers", "huggingface_hub", "numpy")},
-        }
-        publishing.write_manifest(output_dir, args.shard_index, args.num_shards, manifest)
-    publishing.write_card(output_dir, make_card(args, thresholds, manifest))
-    _check_yield(totals, args.min_yield, 1)
-    if args.push_to_hub:
-        publishing.push_to_hub(
-            output_dir, args.push_to_hub, private=args.private, commit_message=f"Upload SpatialBoost {title} data"
-        )
-    return manifest
-
-
-def _check_yield(totals: Counter, min_yield: float, min_attempts: int) -> None:
-    if totals["attempted"] >= min_attempts and totals["built"] < min_yield * totals["attempted"]:
-        raise YieldTooLowError(
-            f"built {totals['built']} of {totals['attempted']} samples, below min_yield={min_yield}; "
-            f"skips: {dict(totals['skipped'])}. Completed chunks are kept; fix the input and rerun to resume."
-        )
+    def count(self, row: dict) -> dict:
+        return {"views": [str(row["provenance"]["num_views"])]}
 
 
 def build(args: MultiviewVQAArguments, thresholds: Thresholds | None = None) -> dict:
@@ -831,8 +684,7 @@ def build(args: MultiviewVQAArguments, thresholds: Thresholds | None = None) -> 
     thresholds = thresholds or Thresholds(
         depth_margin_m=args.depth_margin_m, depth_margin_fraction=args.depth_margin_fraction
     )
-    builder = MultiviewVQABuilder(args, thresholds)
-    return run_build(args, thresholds, builder, _init_worker, _build_chunk_in_worker, make_card, "multi-view VQA")
+    return run_build(MultiviewVQABuilder, args, thresholds, make_card, "multi-view VQA")
 
 
 def card_tables(args, thresholds: Thresholds, manifest: dict) -> tuple[str, str, str, str]:
@@ -846,19 +698,9 @@ def card_tables(args, thresholds: Thresholds, manifest: dict) -> tuple[str, str,
     return settings, threshold_rows, views, skips
 
 
-CITATION = """```bibtex
-@article{jeon2026spatialboost,
-  title={SpatialBoost: Enhancing Visual Representation through Language-Guided Reasoning},
-  author={Jeon and Kim and Jang and Kim and Shin},
-  journal={arXiv preprint arXiv:2603.22057},
-  year={2026}
-}
-```"""
-
-
 def make_card(args: MultiviewVQAArguments, thresholds: Thresholds, manifest: dict):
     """The dataset card: every column, the settings, counts and how to load."""
-    license = args.license or ("cc-by-4.0" if args.source == "synthetic" else "other")
+    license = args.data_license(synthetic=args.source == "synthetic")
     columns = "\n".join(f"| `{name}` | {doc} |" for name, doc in COLUMN_DOCS.items())
     settings, threshold_rows, views, skips = card_tables(args, thresholds, manifest)
     body = f"""# SpatialBoost multi-view VQA ({args.source})
@@ -912,7 +754,7 @@ Data: `{license}`. Synthetic images are rendered by the package; for other sourc
 
 ## Citation
 
-{CITATION}
+{publishing.CITATION}
 """
     return publishing.make_card(
         pretty_name=f"SpatialBoost multi-view VQA ({args.source})",
@@ -925,16 +767,7 @@ Data: `{license}`. Synthetic images are rendered by the package; for other sourc
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point `spatialboost-build-multiview-vqa`."""
-    (args,) = HfArgumentParser(MultiviewVQAArguments).parse_args_into_dataclasses(args=argv)
-    try:
-        manifest = build(args)
-    except YieldTooLowError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from error
-    print(
-        f"built {manifest['built']} of {manifest['attempted']} samples into {args.output_dir} "
-        f"(views: {manifest['views'] or 'none'}); skipped: {manifest['skipped'] or 'none'}"
-    )
+    run_cli(MultiviewVQAArguments, build, argv)
 
 
 if __name__ == "__main__":

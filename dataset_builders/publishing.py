@@ -19,11 +19,27 @@ import json
 import os
 from pathlib import Path
 
-from datasets import Dataset, Features
+from datasets import Dataset, Features, List, Value
+from datasets import Image as ImageFeature
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 
 
+# The two columns every dataset of the contract (DESIGN.md) starts with: the images in order, and the conversation in
+# TRL's conversational format (`{"type": "image"}` parts reference `images` in order).
+IMAGES_FEATURE = List(ImageFeature())
+MESSAGES_FEATURE = List({"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})})
+
 UPLOAD_PATTERNS = ["README.md", "data/*.parquet", "manifests/*.json"]
+
+# The paper, as every dataset card cites it.
+CITATION = """```bibtex
+@article{jeon2026spatialboost,
+  title={SpatialBoost: Enhancing Visual Representation through Language-Guided Reasoning},
+  author={Jeon and Kim and Jang and Kim and Shin},
+  journal={arXiv preprint arXiv:2603.22057},
+  year={2026}
+}
+```"""
 
 
 def chunk_file(output_dir: Path, chunk: int, num_chunks: int) -> Path:

@@ -15,7 +15,8 @@ from huggingface_hub import DatasetCard
 from PIL import Image
 
 from dataset_builders import multiturn, publishing
-from dataset_builders.multiturn import COLUMN_DOCS, FEATURES, MultiturnArguments, YieldTooLowError, build, main
+from dataset_builders.building import YieldTooLowError
+from dataset_builders.multiturn import COLUMN_DOCS, FEATURES, MultiturnArguments, build, main
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
