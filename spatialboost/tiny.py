@@ -225,12 +225,27 @@ def tiny_vlm(
     return build_spatialboost_vlm(encoder, tiny_llm(len(tokenizer)), tokenizer, seed=seed)
 
 
-def write_tiny_setup(output_dir: str | Path, num_samples: int = 64, image_size: int = 64, seed: int = 0) -> Path:
-    """Writes `encoder-base/`, `llm/` and `data/` under `output_dir` (see the module docstring)."""
+def write_tiny_setup(
+    output_dir: str | Path,
+    num_samples: int = 64,
+    image_size: int = 64,
+    seed: int = 0,
+    tokenizer_dataset: Dataset | None = None,
+) -> Path:
+    """Writes `encoder-base/`, `llm/` and `data/` under `output_dir` (see the module docstring).
+
+    Args:
+        output_dir (`str` or `Path`): Folder to write into.
+        num_samples (`int`): Rows of the tiny dataset.
+        image_size (`int`): Encoder input side.
+        seed (`int`): Seed of the random weights.
+        tokenizer_dataset (`Dataset`, *optional*): Conversations to train the tokenizer on (the data the recipes
+            will train on, e.g. the multi-turn builder's output: shorter sequences); default the tiny dataset.
+    """
     output_dir = Path(output_dir)
     torch.manual_seed(seed)
     dataset = tiny_dataset(num_samples, views=(1, 2, 4))
-    tokenizer = build_tokenizer(dataset_texts(dataset))
+    tokenizer = build_tokenizer(dataset_texts(tokenizer_dataset if tokenizer_dataset is not None else dataset))
     encoder = tiny_encoder(image_size=image_size)
     encoder.save_pretrained(output_dir / "encoder-base")
     # A real base checkpoint ships its image processor.
