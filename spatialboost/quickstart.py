@@ -268,8 +268,8 @@ can only inject what that LM reads from the image. The tiny LM (2 layers, 32 wid
 has learned the conversations' text (its loss falls far below uniform guessing, above), but it answers from text
 priors: showing it another scene's images instead of the right ones raises its loss on the answers by only
 {gap} nats per token (stage-2 VLM, mean over seeds). So the stage-3 gradient carries almost no image-dependent signal,
-its loss stays flat, α moves little, and the boosted encoder stays close to its base on every probe: nothing is
-gained, and nothing (the category ability) is lost."""
+its loss stays flat, α moves little, and the boosted encoder stays close to its base on every probe (table above):
+the mechanism runs end to end, but at this scale the LM gives it nothing spatial to inject."""
 
 WHY_LEARNING = """\
 The LM reads the image to some degree (another scene's images raise its loss on the answers by {gap} nats per
