@@ -541,14 +541,13 @@ class MultiviewMultiturnBuilder(ChunkedBuilder):
 
 def build(args: MultiviewMultiturnArguments, thresholds: Thresholds | None = None) -> dict:
     """Build this machine's share of the chunks (resuming), then manifest, card and upload; returns the manifest."""
-    thresholds = thresholds or Thresholds(
-        depth_margin_m=args.depth_margin_m, depth_margin_fraction=args.depth_margin_fraction
+    return run_build(
+        MultiviewMultiturnBuilder, args, thresholds or args.thresholds(), make_card, "multi-view multi-turn"
     )
-    return run_build(MultiviewMultiturnBuilder, args, thresholds, make_card, "multi-view multi-turn")
 
 
 def make_card(args: MultiviewMultiturnArguments, thresholds: Thresholds, manifest: dict):
-    license = args.license or "cc-by-4.0"
+    license = args.data_license(synthetic=True)  # the source is always synthetic
     columns = "\n".join(f"| `{name}` | {doc} |" for name, doc in COLUMN_DOCS.items())
     settings, threshold_rows, views, skips = card_tables(args, thresholds, manifest)
     body = f"""# SpatialBoost multi-view multi-turn spatial reasoning ({args.source})

@@ -217,6 +217,10 @@ class MultiviewVQAArguments(BuildArguments):
     def selection_thresholds(self) -> SelectionThresholds:
         return SelectionThresholds(min_covisibility=self.min_covisibility, max_covisibility=self.max_covisibility)
 
+    def thresholds(self) -> Thresholds:
+        """The geometric thresholds with this build's near-tie depth margins."""
+        return Thresholds(depth_margin_m=self.depth_margin_m, depth_margin_fraction=self.depth_margin_fraction)
+
 
 class SyntheticMultiviewSource:
     """One procedural scene per index, seen along a camera path of `num_frames` frames; anchors start at frame 0.
@@ -681,10 +685,7 @@ def build(args: MultiviewVQAArguments, thresholds: Thresholds | None = None) -> 
     Raises:
         YieldTooLowError: When built / attempted falls below `args.min_yield`.
     """
-    thresholds = thresholds or Thresholds(
-        depth_margin_m=args.depth_margin_m, depth_margin_fraction=args.depth_margin_fraction
-    )
-    return run_build(MultiviewVQABuilder, args, thresholds, make_card, "multi-view VQA")
+    return run_build(MultiviewVQABuilder, args, thresholds or args.thresholds(), make_card, "multi-view VQA")
 
 
 def card_tables(args, thresholds: Thresholds, manifest: dict) -> tuple[str, str, str, str]:

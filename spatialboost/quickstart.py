@@ -195,7 +195,7 @@ def pretrain_base(folder: Path, split, steps: int, seed: int) -> float:
     return loss.item()
 
 
-def train_one_seed(seed: int, workdir: Path, data_dir: Path, args, category_split) -> dict[str, Path]:
+def train_one_seed(seed: int, workdir: Path, data_dir: Path, conversations, args, category_split) -> dict[str, Path]:
     """Tiny base (random, then pre-trained on category) -> stages 1, 2, 3 on the multi-turn data -> boosted encoder.
 
     The tiny LM starts from random weights with a tokenizer trained on the multi-turn data; stage 2 (the tiny config's
@@ -203,7 +203,6 @@ def train_one_seed(seed: int, workdir: Path, data_dir: Path, args, category_spli
     loss depends on what it reads. Returns the encoder folders to probe: `random init`, `base` and `boosted`.
     """
     folder = workdir / f"seed{seed}"
-    conversations = load_dataset(str(data_dir), split="train")
     write_tiny_setup(folder, num_samples=16, image_size=args.image_size, seed=seed, tokenizer_dataset=conversations)
     shutil.copytree(folder / "encoder-base", folder / "encoder-random-init", dirs_exist_ok=True)
     if args.pretrain_steps:
@@ -280,7 +279,7 @@ this scale."""
 IMAGE_RELIANCE_FLOOR = 0.05
 
 
-def image_reliance(vlm_folder: Path, data_dir: Path) -> tuple[float, float]:
+def image_reliance(vlm_folder: Path, rows) -> tuple[float, float]:
     """How much a VLM reads its images: mean loss per answer token with each row's own images, and with the images
     of the next row (another scene). Equal losses mean the LM answers from the text alone."""
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling  # the train extra, as the recipes
@@ -289,7 +288,6 @@ def image_reliance(vlm_folder: Path, data_dir: Path) -> tuple[float, float]:
 
     model, processor = load_spatialboost_vlm(str(vlm_folder))
     model.eval()
-    rows = load_dataset(str(data_dir), split="train")
     collator = DataCollatorForVisionLanguageModeling(processor=processor, assistant_only_loss=True)
     losses = []
     for shift in (0, 1):
@@ -329,6 +327,7 @@ def run_probes(args, workdir: Path) -> bool:
         workdir / "multiturn.log",
     )  # fmt: skip
     print(f"Built {data_dir} ({open(workdir / 'multiturn.log').read().strip().splitlines()[-1]})")
+    conversations = load_dataset(str(data_dir), split="train")
     # Disjoint scene seeds: probe-fit, probe-test and base pre-training never share a scene (builder uses 0..).
     probe_train = synthetic_split(tqdm(range(100_000, 100_000 + args.probe_train), desc="render probe-fit"), size)
     probe_test = synthetic_split(tqdm(range(200_000, 200_000 + args.probe_test), desc="render probe-test"), size)
@@ -338,9 +337,9 @@ def run_probes(args, workdir: Path) -> bool:
     print(f"\n## Three stages on the tiny config, then probes (seeds {seeds})\n")
     results, reliance = [], {"stage2": [], "stage3": []}
     for seed in tqdm(seeds, desc="seeds", unit="seed"):
-        encoders = train_one_seed(seed, workdir, data_dir, args, category)
+        encoders = train_one_seed(seed, workdir, data_dir, conversations, args, category)
         for stage in reliance:
-            reliance[stage].append(image_reliance(workdir / f"seed{seed}" / stage, data_dir))
+            reliance[stage].append(image_reliance(workdir / f"seed{seed}" / stage, conversations))
         for name, folder in encoders.items():
             model = load_encoder(str(folder))
             result = probe_encoder(model, probe_train, probe_test, f"{name} s{seed}", str(folder))
@@ -386,10 +385,8 @@ def run_probes(args, workdir: Path) -> bool:
     if abs_rel_holds:
         verdict.append("At this toy scale the depth claim holds on AbsRel over the seeds above.")
     else:
-        if at_chance:
-            why = WHY_AT_CHANCE
-        else:
-            why = (WHY_TEXT_ONLY if gap < IMAGE_RELIANCE_FLOOR else WHY_LEARNING).format(gap=f"{gap:.4f}")
+        why = WHY_TEXT_ONLY if gap < IMAGE_RELIANCE_FLOOR else WHY_LEARNING
+        why = WHY_AT_CHANCE if at_chance else why.format(gap=f"{gap:.4f}")
         verdict.append("**At this toy scale the depth claim is NOT shown.** " + why + "\n\n" + BIGGER_SETTING)
     notes = "\n\n".join(verdict)
     print("\n" + notes)
