@@ -1,18 +1,11 @@
-"""The VLM SpatialBoost trains: SpatialBoost encoder -> 2-layer GELU projector -> any causal LM, on transformers' LLaVA.
+"""Package-side helpers of the SpatialBoost VLM: assembly from an encoder and an LM, processor, chat template, loading.
 
-SpatialBoost (Jeon et al., https://arxiv.org/abs/2603.22057) injects spatial knowledge into a vision encoder by
-training an LLM that reads the encoder's features to answer multi-turn spatial questions. The VLM is LLaVA-1.5 with
-two differences, both in `get_image_features`:
-
-    pixel_values (images, 3, H, W)
-      -> SpatialBoost encoder, LAST layer (`last_hidden_state`: the last layer's Attn⁺ gets gradients)
-      -> drop the CLS and register tokens (`config.num_prefix_tokens`)           # (images, patches, vision hidden)
-      -> multi_modal_projector: Linear -> GELU -> Linear                         # (images, patches, text hidden)
-      -> scattered into the LM's input embeddings at the <image> placeholders
-
-Everything else (projector, placeholder scatter, LM, loss, generation) is upstream `LlavaModel` /
-`LlavaForConditionalGeneration`. The processor is the upstream `LlavaProcessor` (strategy "full", no additional
-image tokens: one placeholder per patch) around the encoder's image processor, with the chat template shipped in
+SpatialBoost (Jeon et al., https://arxiv.org/abs/2603.22057) trains its encoder inside a VLM: SpatialBoost encoder
+(last layer, patch tokens only) -> 2-layer GELU projector -> any causal LM, on transformers' LLaVA classes. The model
+and its configuration live in `modeling_spatialboost/` (`modeling_spatialboost_vlm.py`,
+`configuration_spatialboost_vlm.py`) so that they travel to the Hub as remote code with the encoder's files; they are
+re-exported here. The processor is the upstream `LlavaProcessor` (strategy "full", no additional image tokens: one
+placeholder per patch) around the encoder's image processor, with the chat template shipped in
 `spatialboost/chat_templates/spatialboost.jinja`.
 
 SigLIP2 NaFlex encoders give a variable number of patches per image, which `LlavaProcessor` cannot express; they are
@@ -22,26 +15,25 @@ rejected with a `ValueError` (use a FixRes SigLIP2 checkpoint, which loads as `s
 from importlib.resources import files
 
 import torch
-from huggingface_hub.dataclasses import strict
-from torch import nn
 from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForCausalLM,
-    AutoModelForImageTextToText,
     AutoProcessor,
     AutoTokenizer,
-    LlavaConfig,
-    LlavaForConditionalGeneration,
-    LlavaModel,
     LlavaProcessor,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
-from transformers.modeling_outputs import BaseModelOutputWithPooling
-from transformers.models.llava.modeling_llava import LlavaMultiModalProjector, LlavaPreTrainedModel
+from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
-from modeling_spatialboost import SUPPORTED_BASE_MODEL_TYPES
+from modeling_spatialboost import (
+    SUPPORTED_BASE_MODEL_TYPES,
+    SpatialBoostVLMConfig,
+    SpatialBoostVLMForConditionalGeneration,
+    SpatialBoostVLMModel,
+)
+from modeling_spatialboost.configuration_spatialboost_vlm import num_prefix_tokens_of
 from modeling_spatialboost.convert_to_spatialboost import convert_to_spatialboost
 
 
@@ -50,125 +42,6 @@ CHAT_TEMPLATE_FILE = files("spatialboost") / "chat_templates" / "spatialboost.ji
 SPATIALBOOST_ENCODER_TYPES = {
     model_class.config_class.model_type for model_class in SUPPORTED_BASE_MODEL_TYPES.values()
 }
-
-
-def num_prefix_tokens_of(vision_config) -> int:
-    """Tokens the encoder puts before its patch tokens: CLS + registers for DINOv3, none for SigLIP.
-
-    Raises:
-        `ValueError`: the encoder is not a SpatialBoost DINOv3 ViT or SigLIP (FixRes) encoder.
-    """
-    if vision_config.model_type == "spatialboost_dinov3_vit":
-        return 1 + vision_config.num_register_tokens
-    if vision_config.model_type == "spatialboost_siglip_vision":
-        return 0
-    if vision_config.model_type == "spatialboost_siglip2_vision":
-        raise ValueError(
-            "SigLIP2 NaFlex encoders give a variable number of patches per image, which LlavaProcessor cannot express; "
-            "use a FixRes SigLIP2 checkpoint (e.g. google/siglip2-so400m-patch14-384, model_type siglip)."
-        )
-    raise ValueError(
-        f"The VLM's vision tower must be a SpatialBoost encoder ({', '.join(sorted(SPATIALBOOST_ENCODER_TYPES))}); "
-        f"got model_type {vision_config.model_type!r}. Convert a base checkpoint with `convert_to_spatialboost`."
-    )
-
-
-@strict
-class SpatialBoostVLMConfig(LlavaConfig):
-    r"""
-    Configuration of the SpatialBoost VLM: [`LlavaConfig`] with a SpatialBoost encoder as `vision_config`, the
-    encoder's last layer as features (`vision_feature_layer=-1`, read from `last_hidden_state`) and every patch
-    token as one image token (`vision_feature_select_strategy="full"`, after the prefix tokens are dropped).
-
-    Args:
-        num_prefix_tokens (`int`, *optional*):
-            Tokens before the patch tokens in the encoder's output that are dropped before the projector: 1 (CLS) +
-            `num_register_tokens` for DINOv3, 0 for SigLIP. Derived from `vision_config` when not given; a given value
-            must agree with it.
-        training_history (`list[dict]`, *optional*):
-            One entry per finished training stage (`stage`, `datasets`, `trained`), appended by the recipes; the
-            boosted encoder's model card is written from it.
-    """
-
-    model_type = "spatialboost_vlm"
-
-    vision_feature_select_strategy: str = "full"
-    vision_feature_layer: int = -1
-    num_prefix_tokens: int | None = None
-    training_history: list[dict] | None = None
-
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        if self.vision_feature_select_strategy != "full" or self.vision_feature_layer != -1:
-            raise ValueError(
-                "SpatialBoostVLMConfig reads every patch token of the encoder's last layer: "
-                "vision_feature_select_strategy must be 'full' and vision_feature_layer -1, got "
-                f"{self.vision_feature_select_strategy!r} and {self.vision_feature_layer}."
-            )
-        expected = num_prefix_tokens_of(self.vision_config)
-        if self.num_prefix_tokens is None:
-            self.num_prefix_tokens = expected
-        elif self.num_prefix_tokens != expected:
-            raise ValueError(
-                f"num_prefix_tokens={self.num_prefix_tokens} but the {self.vision_config.model_type} encoder puts "
-                f"{expected} tokens before its patches."
-            )
-
-
-class SpatialBoostVLMModel(LlavaModel):
-    """[`LlavaModel`] reading the SpatialBoost encoder's last layer, patch tokens only."""
-
-    config_class = SpatialBoostVLMConfig
-
-    def train(self, mode: bool = True):
-        # Adds: the encoder stays in eval mode in every stage. It is a feature extractor whose training-time
-        # augmentations (DINOv3's random RoPE rescaling, drop path) would make the LM read features it never sees at
-        # inference, and make runs irreproducible. Eval mode does not stop gradients: Attn⁺ and a still train.
-        super().train(mode)
-        self.vision_tower.eval()
-        return self
-
-    def get_image_features(
-        self,
-        pixel_values: torch.Tensor,
-        vision_feature_layer: int | None = None,
-        vision_feature_select_strategy: str | None = None,
-        image_sizes: torch.Tensor | None = None,
-        **kwargs,
-    ) -> BaseModelOutputWithPooling:
-        # Replaces the upstream selection from `hidden_states[vision_feature_layer]`: the last layer's output
-        # (`last_hidden_state`, so the last layer's Attn⁺ trains) without the CLS and register tokens. The LM's kwargs
-        # (cache, attention flags) are not the encoder's and are not passed on.
-        image_outputs = self.vision_tower(pixel_values=pixel_values, return_dict=True)
-        # (images, prefix + patches, vision hidden) -> (images, patches, vision hidden)
-        patch_features = image_outputs.last_hidden_state[:, self.config.num_prefix_tokens :]
-        # (images, patches, text hidden), one entry per image as upstream
-        image_outputs.pooler_output = list(self.multi_modal_projector(patch_features))
-        return image_outputs
-
-
-class SpatialBoostVLMForConditionalGeneration(LlavaForConditionalGeneration):
-    """[`LlavaForConditionalGeneration`] around [`SpatialBoostVLMModel`]; upstream forward, loss and generation."""
-
-    config_class = SpatialBoostVLMConfig
-
-    def __init__(self, config: SpatialBoostVLMConfig):
-        # Replaces the upstream __init__ only to build `SpatialBoostVLMModel` instead of `LlavaModel` (building both
-        # would allocate the encoder and the LM twice); same submodules, same parameter names.
-        LlavaPreTrainedModel.__init__(self, config)
-        self.model = SpatialBoostVLMModel(config)
-        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
-        self.post_init()
-
-    @property
-    def vision_tower(self) -> PreTrainedModel:
-        """The SpatialBoost encoder."""
-        return self.model.vision_tower
-
-
-AutoConfig.register(SpatialBoostVLMConfig.model_type, SpatialBoostVLMConfig)
-AutoModel.register(SpatialBoostVLMConfig, SpatialBoostVLMModel)
-AutoModelForImageTextToText.register(SpatialBoostVLMConfig, SpatialBoostVLMForConditionalGeneration)
 
 
 def load_chat_template() -> str:
@@ -316,6 +189,7 @@ def build_spatialboost_vlm(
 
 
 __all__ = [
+    "IMAGE_TOKEN",
     "SpatialBoostVLMConfig",
     "SpatialBoostVLMForConditionalGeneration",
     "SpatialBoostVLMModel",
@@ -325,4 +199,5 @@ __all__ = [
     "load_spatialboost_encoder",
     "load_spatialboost_vlm",
     "make_processor",
+    "num_prefix_tokens_of",
 ]
