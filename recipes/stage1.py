@@ -10,22 +10,24 @@ projector trains; the encoder and the LM are frozen. The output folder (or Hub r
     # offline, CPU, minutes (after `python -m spatialboost.tiny --output-dir tiny-spatialboost`):
     python recipes/stage1.py --config recipes/configs/tiny/stage1.yaml
 
-Any option of the YAML can be overridden on the command line (`--learning_rate 2e-3`).
+Any option of the YAML can be overridden on the command line (`--learning_rate 2e-3`). TRL's `ModelConfig` gives
+`--dtype` and `--attn_implementation` (for the encoder and the LM); its `--model_name_or_path` is for stages 2 and 3,
+and its LoRA options (`--use_peft`) for stage 2.
 """
 
 from dataclasses import dataclass, field
 
-import torch
-from trl import TrlParser
+from trl import ModelConfig, TrlParser
 
 from spatialboost.training import (
     SpatialBoostDataArguments,
     SpatialBoostSFTConfig,
     SpatialBoostSFTTrainer,
     freeze_for_stage,
-    load_training_data,
-    record_stage,
-    validate_dataset,
+    from_pretrained_kwargs,
+    lora_config_for_stage,
+    save_stage,
+    training_dataset,
 )
 from spatialboost.vlm import build_spatialboost_vlm
 
@@ -44,47 +46,50 @@ class Stage1Arguments:
     )
     encoder_revision: str | None = field(default=None, metadata={"help": "Encoder revision (pin a commit)."})
     llm_revision: str | None = field(default=None, metadata={"help": "LM and tokenizer revision (pin a commit)."})
-    dtype: str | None = field(
-        default=None, metadata={"help": "Load dtype: float32, bfloat16 (default: checkpoint's)."}
-    )
-    attn_implementation: str | None = field(default=None, metadata={"help": "sdpa, eager or flash_attention_2."})
 
 
-def main(model_args: Stage1Arguments, data_args: SpatialBoostDataArguments, training_args: SpatialBoostSFTConfig):
+# What the command line and the YAML configure, in the order `main` takes them.
+ARGUMENTS = (Stage1Arguments, ModelConfig, SpatialBoostDataArguments, SpatialBoostSFTConfig)
+
+
+def main(
+    parts: Stage1Arguments,
+    model_args: ModelConfig,
+    data_args: SpatialBoostDataArguments,
+    training_args: SpatialBoostSFTConfig,
+) -> SpatialBoostSFTTrainer:
+    if model_args.model_name_or_path is not None:
+        raise ValueError(
+            "Stage 1 assembles the VLM from --encoder_name_or_path and --llm_name_or_path; --model_name_or_path "
+            "is the starting VLM of stages 2 and 3."
+        )
+    load_kwargs = from_pretrained_kwargs(model_args)
     model, processor = build_spatialboost_vlm(
-        model_args.encoder_name_or_path,
-        model_args.llm_name_or_path,
-        tokenizer=model_args.tokenizer_name_or_path,
-        boost_layers=model_args.boost_layers,
-        dtype=getattr(torch, model_args.dtype) if model_args.dtype else None,
-        attn_implementation=model_args.attn_implementation,
-        encoder_revision=model_args.encoder_revision,
-        llm_revision=model_args.llm_revision,
+        parts.encoder_name_or_path,
+        parts.llm_name_or_path,
+        tokenizer=parts.tokenizer_name_or_path,
+        boost_layers=parts.boost_layers,
+        dtype=load_kwargs.get("dtype"),
+        attn_implementation=load_kwargs.get("attn_implementation"),
+        encoder_revision=parts.encoder_revision,
+        llm_revision=parts.llm_revision,
         seed=training_args.seed,
     )
-    trainable = freeze_for_stage(model, stage=1)
-
-    # Every bad row is found (and named, or skipped and counted) before any training time is spent.
-    dataset, report = validate_dataset(
-        load_training_data(data_args),
-        processor,
-        training_args.max_length,
-        on_bad_rows=data_args.on_bad_rows,
-        num_proc=data_args.validation_num_proc,
-    )
-    print(f"Stage 1: {len(dataset)} rows ({len(report.bad_rows)} skipped); training {len(trainable)} tensors.")
+    freeze_for_stage(model, stage=1)
+    peft_config = lora_config_for_stage(model_args, model, stage=1)  # None; a clear error with --use_peft
+    dataset, report = training_dataset(data_args, processor, training_args)
 
     trainer = SpatialBoostSFTTrainer(
-        model=model, args=training_args, train_dataset=dataset, processing_class=processor
+        model=model, args=training_args, train_dataset=dataset, processing_class=processor, peft_config=peft_config
     )
+    trainable = sum(parameter.requires_grad for parameter in trainer.model.parameters())
+    print(f"Stage 1: {len(dataset)} rows ({len(report.bad_rows)} skipped); training {trainable} tensors.")
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
 
-    record_stage(model, stage=1, datasets=data_args.dataset_names, trained=trainable)
-    trainer.save_model(training_args.output_dir)  # the VLM and its processor: stage 2's model_name_or_path
-    if training_args.push_to_hub:
-        trainer.push_to_hub(dataset_name=data_args.dataset_names)
+    save_stage(trainer, stage=1, dataset_names=data_args.dataset_names)  # stage 2's model_name_or_path
+    trainer.end()
+    return trainer
 
 
 if __name__ == "__main__":
-    parser = TrlParser((Stage1Arguments, SpatialBoostDataArguments, SpatialBoostSFTConfig))
-    main(*parser.parse_args_and_config())
+    main(*TrlParser(ARGUMENTS).parse_args_and_config())

@@ -7,73 +7,55 @@ The output folder (or Hub repo) is stage 3's starting point.
     accelerate launch --config_file recipes/accelerate_configs/deepspeed_zero3.yaml recipes/stage2.py \
         --config recipes/configs/dinov3-vitl16-qwen2-7b/stage2.yaml
 
+    # LoRA on the LM instead of the whole LM (TRL's ModelConfig options; the projector still trains in full):
+    accelerate launch --config_file recipes/accelerate_configs/multi_gpu.yaml recipes/stage2.py \
+        --config recipes/configs/dinov3-vitl16-qwen2-7b/stage2.yaml --use_peft --lora_r 128 --lora_alpha 256
+
     # offline, CPU, minutes (after stage 1 of the tiny set):
     python recipes/stage2.py --config recipes/configs/tiny/stage2.yaml
 
-Any option of the YAML can be overridden on the command line (`--model_name_or_path org/vlm-stage1`).
+Any option of the YAML can be overridden on the command line (`--model_name_or_path org/vlm-stage1`). With
+`--use_peft`, `--lora_target_modules` names linear layers of the LM (default: all of them) and never reaches the
+encoder; the adapter is saved under `output_dir/adapter` and merged into the LM of the VLM saved in `output_dir`.
 """
 
-from dataclasses import dataclass, field
-
-import torch
-from trl import TrlParser
+from trl import ModelConfig, TrlParser
 
 from spatialboost.training import (
     SpatialBoostDataArguments,
     SpatialBoostSFTConfig,
     SpatialBoostSFTTrainer,
     freeze_for_stage,
-    load_training_data,
-    record_stage,
-    validate_dataset,
+    load_previous_stage,
+    lora_config_for_stage,
+    save_stage,
+    training_dataset,
 )
-from spatialboost.vlm import load_spatialboost_vlm
 
 
-@dataclass
-class Stage2Arguments:
-    """Which stage-1 VLM to start from."""
-
-    model_name_or_path: str = field(metadata={"help": "Stage 1's output folder or Hub repo."})
-    model_revision: str | None = field(default=None, metadata={"help": "Revision of model_name_or_path."})
-    dtype: str | None = field(
-        default=None, metadata={"help": "Load dtype: float32, bfloat16 (default: checkpoint's)."}
-    )
-    attn_implementation: str | None = field(default=None, metadata={"help": "sdpa, eager or flash_attention_2."})
+# What the command line and the YAML configure, in the order `main` takes them.
+ARGUMENTS = (ModelConfig, SpatialBoostDataArguments, SpatialBoostSFTConfig)
 
 
-def main(model_args: Stage2Arguments, data_args: SpatialBoostDataArguments, training_args: SpatialBoostSFTConfig):
-    load_kwargs = {
-        "revision": model_args.model_revision,
-        "dtype": getattr(torch, model_args.dtype) if model_args.dtype else None,
-        "attn_implementation": model_args.attn_implementation,
-    }
-    model, processor = load_spatialboost_vlm(
-        model_args.model_name_or_path, **{key: value for key, value in load_kwargs.items() if value is not None}
-    )
-    trainable = freeze_for_stage(model, stage=2)
-
-    # Every bad row is found (and named, or skipped and counted) before any training time is spent.
-    dataset, report = validate_dataset(
-        load_training_data(data_args),
-        processor,
-        training_args.max_length,
-        on_bad_rows=data_args.on_bad_rows,
-        num_proc=data_args.validation_num_proc,
-    )
-    print(f"Stage 2: {len(dataset)} rows ({len(report.bad_rows)} skipped); training {len(trainable)} tensors.")
+def main(
+    model_args: ModelConfig, data_args: SpatialBoostDataArguments, training_args: SpatialBoostSFTConfig
+) -> SpatialBoostSFTTrainer:
+    model, processor = load_previous_stage(model_args)
+    freeze_for_stage(model, stage=2)
+    peft_config = lora_config_for_stage(model_args, model, stage=2)  # with --use_peft: LoRA on the LM only
+    dataset, report = training_dataset(data_args, processor, training_args)
 
     trainer = SpatialBoostSFTTrainer(
-        model=model, args=training_args, train_dataset=dataset, processing_class=processor
+        model=model, args=training_args, train_dataset=dataset, processing_class=processor, peft_config=peft_config
     )
+    trainable = sum(parameter.requires_grad for parameter in trainer.model.parameters())
+    print(f"Stage 2: {len(dataset)} rows ({len(report.bad_rows)} skipped); training {trainable} tensors.")
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
 
-    record_stage(model, stage=2, datasets=data_args.dataset_names, trained=trainable)
-    trainer.save_model(training_args.output_dir)  # the VLM and its processor: stage 3's model_name_or_path
-    if training_args.push_to_hub:
-        trainer.push_to_hub(dataset_name=data_args.dataset_names)
+    save_stage(trainer, stage=2, dataset_names=data_args.dataset_names, model_args=model_args)  # stage 3 starts here
+    trainer.end()
+    return trainer
 
 
 if __name__ == "__main__":
-    parser = TrlParser((Stage2Arguments, SpatialBoostDataArguments, SpatialBoostSFTConfig))
-    main(*parser.parse_args_and_config())
+    main(*TrlParser(ARGUMENTS).parse_args_and_config())

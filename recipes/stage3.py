@@ -10,75 +10,64 @@ data and the three stages) to `encoder_output_dir`, and pushed to `encoder_hub_m
     accelerate launch --config_file recipes/accelerate_configs/multi_gpu.yaml recipes/stage3.py \
         --config recipes/configs/dinov3-vitl16-qwen2-7b/stage3.yaml
 
-    # offline, CPU, minutes (after stage 2 of the tiny set):
+    # offline, CPU, minutes (after stage 2 of the tiny set); on 2 CPU processes (README, "Several processes"):
     python recipes/stage3.py --config recipes/configs/tiny/stage3.yaml
+    torchrun --nproc-per-node 2 recipes/stage3.py --config recipes/configs/tiny/stage3.yaml --use_cpu true \
+        --per_device_train_batch_size 2
 
 Any option of the YAML can be overridden on the command line (`--mix_logit_learning_rate 1e-3`).
 """
 
 from dataclasses import dataclass, field
 
-import torch
-from trl import TrlParser
+from trl import ModelConfig, TrlParser
 
 from spatialboost.training import (
     SpatialBoostDataArguments,
     SpatialBoostSFTConfig,
     SpatialBoostSFTTrainer,
     freeze_for_stage,
-    load_training_data,
-    record_stage,
+    load_previous_stage,
+    lora_config_for_stage,
     save_boosted_encoder,
-    validate_dataset,
+    save_stage,
+    training_dataset,
 )
 from spatialboost.vlm import load_spatialboost_vlm
 
 
 @dataclass
 class Stage3Arguments:
-    """Which stage-2 VLM to start from, what trains, and where the boosted encoder goes."""
+    """What trains, and where the boosted encoder goes (the starting VLM is `--model_name_or_path`)."""
 
-    model_name_or_path: str = field(metadata={"help": "Stage 2's output folder or Hub repo."})
     encoder_output_dir: str = field(metadata={"help": "Folder for the boosted encoder alone (Hub contract)."})
     encoder_hub_model_id: str | None = field(default=None, metadata={"help": "Also push the encoder to this repo."})
     train_projector: bool = field(default=False, metadata={"help": "Also train the projector (paper is ambiguous)."})
-    model_revision: str | None = field(default=None, metadata={"help": "Revision of model_name_or_path."})
-    dtype: str | None = field(
-        default=None, metadata={"help": "Load dtype: float32, bfloat16 (default: checkpoint's)."}
-    )
-    attn_implementation: str | None = field(default=None, metadata={"help": "sdpa, eager or flash_attention_2."})
 
 
-def main(model_args: Stage3Arguments, data_args: SpatialBoostDataArguments, training_args: SpatialBoostSFTConfig):
-    load_kwargs = {
-        "revision": model_args.model_revision,
-        "dtype": getattr(torch, model_args.dtype) if model_args.dtype else None,
-        "attn_implementation": model_args.attn_implementation,
-    }
-    model, processor = load_spatialboost_vlm(
-        model_args.model_name_or_path, **{key: value for key, value in load_kwargs.items() if value is not None}
-    )
-    trainable = freeze_for_stage(model, stage=3, train_projector=model_args.train_projector)
+# What the command line and the YAML configure, in the order `main` takes them.
+ARGUMENTS = (Stage3Arguments, ModelConfig, SpatialBoostDataArguments, SpatialBoostSFTConfig)
 
-    # Every bad row is found (and named, or skipped and counted) before any training time is spent.
-    dataset, report = validate_dataset(
-        load_training_data(data_args),
-        processor,
-        training_args.max_length,
-        on_bad_rows=data_args.on_bad_rows,
-        num_proc=data_args.validation_num_proc,
-    )
-    print(f"Stage 3: {len(dataset)} rows ({len(report.bad_rows)} skipped); training {len(trainable)} tensors.")
+
+def main(
+    stage_args: Stage3Arguments,
+    model_args: ModelConfig,
+    data_args: SpatialBoostDataArguments,
+    training_args: SpatialBoostSFTConfig,
+) -> SpatialBoostSFTTrainer:
+    model, processor = load_previous_stage(model_args)
+    freeze_for_stage(model, stage=3, train_projector=stage_args.train_projector)
+    peft_config = lora_config_for_stage(model_args, model, stage=3)  # None; a clear error with --use_peft
+    dataset, report = training_dataset(data_args, processor, training_args)
 
     trainer = SpatialBoostSFTTrainer(
-        model=model, args=training_args, train_dataset=dataset, processing_class=processor
+        model=model, args=training_args, train_dataset=dataset, processing_class=processor, peft_config=peft_config
     )
+    trainable = sum(parameter.requires_grad for parameter in trainer.model.parameters())
+    print(f"Stage 3: {len(dataset)} rows ({len(report.bad_rows)} skipped); training {trainable} tensors.")
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
 
-    record_stage(model, stage=3, datasets=data_args.dataset_names, trained=trainable)
-    trainer.save_model(training_args.output_dir)  # the whole VLM, to evaluate or continue from
-    if training_args.push_to_hub:
-        trainer.push_to_hub(dataset_name=data_args.dataset_names)
+    save_stage(trainer, stage=3, dataset_names=data_args.dataset_names)  # the whole VLM, to evaluate or continue
     if trainer.is_world_process_zero():
         # Read back from the saved VLM: under FSDP or ZeRO-3 the in-memory weights are sharded across processes.
         trained, processor = load_spatialboost_vlm(training_args.output_dir)
@@ -87,15 +76,16 @@ def main(model_args: Stage3Arguments, data_args: SpatialBoostDataArguments, trai
         folder = save_boosted_encoder(
             trained,
             processor,
-            model_args.encoder_output_dir,
-            push_to_hub=model_args.encoder_hub_model_id,
+            stage_args.encoder_output_dir,
+            push_to_hub=stage_args.encoder_hub_model_id,
             private=training_args.hub_private_repo,
         )
         print(f"Boosted encoder saved to {folder}.")
-        if model_args.encoder_hub_model_id:
-            print(f"Pushed to https://huggingface.co/{model_args.encoder_hub_model_id}.")
+        if stage_args.encoder_hub_model_id:
+            print(f"Pushed to https://huggingface.co/{stage_args.encoder_hub_model_id}.")
+    trainer.end()
+    return trainer
 
 
 if __name__ == "__main__":
-    parser = TrlParser((Stage3Arguments, SpatialBoostDataArguments, SpatialBoostSFTConfig))
-    main(*parser.parse_args_and_config())
+    main(*TrlParser(ARGUMENTS).parse_args_and_config())

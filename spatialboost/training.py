@@ -8,10 +8,14 @@ SpatialBoost (Jeon et al., https://arxiv.org/abs/2603.22057) trains its VLM (`sp
 | 2 visual instruction tuning | projector, LLM | encoder |
 | 3 spatial injection | Attn⁺ and a (projector with `train_projector`) | base encoder, LLM |
 
+Stage 2 can train a LoRA on the LM instead of the whole LM (TRL's `ModelConfig` options, `--use_peft`); the adapter is
+merged into the LM when the stage is saved, so every stage starts from and writes a plain VLM.
+
 The recipes (`recipes/stage{1,2,3}.py`) are thin scripts around these pieces and TRL's `SFTTrainer`.
 """
 
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +23,12 @@ from pathlib import Path
 import torch
 from datasets import Dataset, Image, List, concatenate_datasets, load_dataset
 from huggingface_hub import HfApi
+from peft import LoraConfig, PeftModel
+from torch import nn
 from transformers import LlavaProcessor
-from trl import SFTConfig, SFTTrainer
+from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
 
-from .vlm import SpatialBoostVLMForConditionalGeneration, image_tokens_per_image
+from .vlm import SpatialBoostVLMForConditionalGeneration, image_tokens_per_image, load_spatialboost_vlm
 
 
 logger = logging.getLogger(__name__)
@@ -54,6 +60,85 @@ def freeze_for_stage(
         model.model.language_model.requires_grad_(True)
         model.lm_head.requires_grad_(True)
     return [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+
+
+def from_pretrained_kwargs(model_args: ModelConfig) -> dict:
+    """`from_pretrained` keyword arguments from TRL's `ModelConfig`: revision, dtype and attention backend."""
+    dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
+    kwargs = {
+        "revision": model_args.model_revision,
+        "dtype": dtype,
+        "attn_implementation": model_args.attn_implementation,
+    }
+    return {key: value for key, value in kwargs.items() if value is not None}
+
+
+def load_previous_stage(model_args: ModelConfig) -> tuple[SpatialBoostVLMForConditionalGeneration, LlavaProcessor]:
+    """The VLM and processor a stage starts from (`--model_name_or_path`: the previous stage's folder or Hub repo)."""
+    if model_args.model_name_or_path is None:
+        raise ValueError("Give --model_name_or_path: the previous stage's output folder or Hub repo.")
+    return load_spatialboost_vlm(model_args.model_name_or_path, **from_pretrained_kwargs(model_args))
+
+
+def lora_config_for_stage(
+    model_args: ModelConfig, model: SpatialBoostVLMForConditionalGeneration, stage: int
+) -> LoraConfig | None:
+    """TRL's LoRA options (`ModelConfig`: `--use_peft`, `--lora_r`, `--lora_alpha`, `--lora_target_modules`, ...) as a
+    LoRA on the LM of stage 2; `None` without `--use_peft`.
+
+    The adapter wraps LM modules only: `lora_target_modules` are names of the LM's linear layers (default, or
+    `all-linear`: every linear layer of the LM's decoder), matched by a regex on their module path under
+    `model.language_model`. By name alone they would also wrap the encoder, whose base and `Attn⁺` projections are
+    also called `q_proj`, `k_proj`, `v_proj`, `o_proj`. The projector trains in full, as stage 2 always trains it
+    (`modules_to_save`, saved with the adapter).
+
+    Raises:
+        `ValueError`: `--use_peft` in stage 1 or 3; quantized loading; LoRA on parameters (`lora_target_parameters`);
+            a target name that no linear layer of the LM has; a module to save that the encoder has.
+    """
+    if model_args.load_in_4bit or model_args.load_in_8bit:
+        raise ValueError("load_in_4bit / load_in_8bit are not supported: they would quantize the encoder too.")
+    if not model_args.use_peft:
+        return None
+    if stage != 2:
+        trained = {1: "the projector alone", 3: "Attn⁺ and a alone"}[stage]
+        raise ValueError(
+            f"--use_peft is offered for stage 2's LM only: stage {stage} trains {trained}, with the LM frozen."
+        )
+    if model_args.lora_target_parameters:
+        raise ValueError(
+            "lora_target_parameters is not supported: give the LM's linear layers in lora_target_modules."
+        )
+    linear_names = sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, module in model.model.language_model.named_modules()
+            if isinstance(module, nn.Linear)
+        }
+    )
+    requested = model_args.lora_target_modules  # TRL's ModelConfig turns a one-name list into a string
+    names = [requested] if isinstance(requested, str) else requested
+    if names is None or names == ["all-linear"]:
+        names = linear_names
+    unknown = sorted(set(names) - set(linear_names))
+    if unknown:
+        raise ValueError(f"lora_target_modules {unknown} are not linear layers of the LM; they are {linear_names}.")
+    modules_to_save = ["multi_modal_projector", *(model_args.lora_modules_to_save or [])]
+    # peft matches modules to save by the end of their path; none may be in the encoder.
+    in_encoder = sorted(
+        {
+            target
+            for name, _ in model.model.vision_tower.named_modules(prefix="model.vision_tower")
+            for target in modules_to_save
+            if name.endswith(target)
+        }
+    )
+    if in_encoder:
+        raise ValueError(f"lora_modules_to_save {in_encoder} name encoder modules; stage 2 keeps the encoder frozen.")
+    peft_config = get_peft_config(model_args)
+    peft_config.target_modules = rf"model\.language_model\..*\.({'|'.join(map(re.escape, names))})"
+    peft_config.modules_to_save = modules_to_save
+    return peft_config
 
 
 def is_mix_logit(name: str) -> bool:
@@ -266,12 +351,32 @@ def validate_dataset(
     return dataset.select(keep), report
 
 
+def training_dataset(
+    data_args: SpatialBoostDataArguments, processor: LlavaProcessor, training_args: SFTConfig
+) -> tuple[Dataset, ValidationReport]:
+    """`data_args`' datasets, validated before any training time is spent (see [`validate_dataset`]).
+
+    The main process goes first, so that processes of a distributed run read its cache instead of racing to write it.
+    """
+    with training_args.main_process_first(desc="dataset validation"):
+        return validate_dataset(
+            load_training_data(data_args),
+            processor,
+            training_args.max_length,
+            on_bad_rows=data_args.on_bad_rows,
+            num_proc=data_args.validation_num_proc,
+        )
+
+
 def record_stage(model: SpatialBoostVLMForConditionalGeneration, stage: int, datasets: list[str], trained: list[str]):
     """Appends one finished stage to `config.training_history` (stage, data, which modules trained)."""
 
     def module(name: str) -> str:
+        name = name.removeprefix("base_model.model.")  # a LoRA run's trainer model is a PeftModel
         if ".attn_plus." in name:
             return "Attn⁺ and a"
+        if ".lora_" in name:
+            return "model.language_model (LoRA, merged)"
         parts = name.split(".")
         return ".".join(parts[:2]) if parts[0] == "model" else parts[0]
 
@@ -279,6 +384,44 @@ def record_stage(model: SpatialBoostVLMForConditionalGeneration, stage: int, dat
     entry = {"stage": stage, "name": STAGE_NAMES[stage], "datasets": list(datasets), "trained": modules}
     history = [item for item in model.config.training_history or [] if item["stage"] != stage]
     model.config.training_history = [*history, entry]
+
+
+def save_stage(trainer: SFTTrainer, stage: int, dataset_names: list[str], model_args: ModelConfig | None = None):
+    """Records the stage in the VLM's config, saves the VLM and its processor to `output_dir` (the next stage's
+    `--model_name_or_path`), and pushes them to `hub_model_id` with `--push_to_hub`.
+
+    A LoRA run (the trainer's model is a `PeftModel`) saves its adapter (LoRA tensors and the projector) under
+    `output_dir/adapter`; the main process then reloads the VLM the stage started from (`model_args`), merges the
+    adapter into its LM and saves that as the VLM. Reading the adapter back from disk makes the merge independent of how
+    training was sharded (ZeRO-3, FSDP).
+    """
+    args = trainer.args
+    trained = [name for name, parameter in trainer.model.named_parameters() if parameter.requires_grad]
+    if not isinstance(trainer.model, PeftModel):
+        record_stage(trainer.model, stage, dataset_names, trained)
+        trainer.save_model(args.output_dir)
+        if args.push_to_hub:
+            trainer.push_to_hub(dataset_name=dataset_names)
+        return
+    adapter_dir = Path(args.output_dir) / "adapter"
+    trainer.save_model(adapter_dir)
+    if trainer.is_world_process_zero():
+        model, processor = load_previous_stage(model_args)
+        model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+        record_stage(model, stage, dataset_names, trained)
+        model.save_pretrained(args.output_dir)
+        processor.save_pretrained(args.output_dir)
+        if args.push_to_hub:
+            api = HfApi()
+            repo_id = api.create_repo(
+                args.hub_model_id or Path(args.output_dir).name, private=args.hub_private_repo, exist_ok=True
+            ).repo_id
+            api.upload_folder(
+                repo_id=repo_id,
+                folder_path=args.output_dir,
+                commit_message=f"SpatialBoost stage {stage}: LoRA merged into the LM (adapter in adapter/)",
+            )
+    trainer.accelerator.wait_for_everyone()
 
 
 def save_boosted_encoder(
@@ -331,9 +474,14 @@ __all__ = [
     "SpatialBoostSFTTrainer",
     "ValidationReport",
     "freeze_for_stage",
+    "from_pretrained_kwargs",
+    "load_previous_stage",
     "load_training_data",
+    "lora_config_for_stage",
     "optimizer_parameter_groups",
     "record_stage",
     "save_boosted_encoder",
+    "save_stage",
+    "training_dataset",
     "validate_dataset",
 ]

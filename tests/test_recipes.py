@@ -32,17 +32,12 @@ with torch.no_grad():
 """
 
 
-def run_recipe(stage: int, *overrides: str) -> None:
+def run_recipe(stage: int, *overrides: str):
     spec = importlib.util.spec_from_file_location(f"stage{stage}", RECIPES / f"stage{stage}.py")
     recipe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recipe)
-    dataclasses = (
-        getattr(recipe, f"Stage{stage}Arguments"),
-        recipe.SpatialBoostDataArguments,
-        recipe.SpatialBoostSFTConfig,
-    )
     config = str(RECIPES / "configs" / "tiny" / f"stage{stage}.yaml")
-    recipe.main(*TrlParser(dataclasses).parse_args_and_config(["--config", config, *overrides]))
+    return recipe.main(*TrlParser(recipe.ARGUMENTS).parse_args_and_config(["--config", config, *overrides]))
 
 
 @pytest.mark.slow
@@ -91,15 +86,7 @@ def test_every_config_names_its_hardware_and_only_known_options(config):
     spec = importlib.util.spec_from_file_location(f"stage{stage}", RECIPES / f"stage{stage}.py")
     recipe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recipe)
-    known = {
-        field.name
-        for cls in (
-            getattr(recipe, f"Stage{stage}Arguments"),
-            recipe.SpatialBoostDataArguments,
-            recipe.SpatialBoostSFTConfig,
-        )
-        for field in dataclasses.fields(cls)
-    }
+    known = {field.name for cls in recipe.ARGUMENTS for field in dataclasses.fields(cls)}
     assert set(yaml.safe_load(text)) <= known
 
 
