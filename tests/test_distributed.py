@@ -80,13 +80,22 @@ def test_stage3_on_two_cpu_processes_equals_one_process_at_the_same_global_batch
     (tmp_path / "distributed").mkdir()
     (tmp_path / "rank.py").write_text(RANK_SCRIPT)
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", str(tmp_path / "rank.py")]
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(tmp_path / "rank.py"),
+        ]
         + [str(RECIPES / "stage3.py"), str(tmp_path / "distributed")]
         + stage3_arguments(tmp_path, "distributed", per_device=2, accumulation=1),
         capture_output=True,
         text=True,
         cwd=tmp_path,
         env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+        timeout=900,  # a rank that never joins the group would otherwise hang CI
     )
     assert result.returncode == 0, result.stderr[-4000:]
     for rank in (0, 1):  # two processes really ran, as one gloo group
