@@ -48,7 +48,7 @@ from .views import (
     select_views,
     views_for_index,
 )
-from .writers import LLMWriter, rewrite_turns
+from .writers import LLMWriter, rewrite_turns, writer_description
 
 
 QUESTION_TYPES = ("common", "adversarial", "multiple_choice")
@@ -732,7 +732,7 @@ the smaller way round) lies in [{args.min_covisibility}, {args.max_covisibility}
 4- and 8-view samples add frames evenly spaced between the anchors, and are kept only if every question still
 holds (point 3 must be seen, unoccluded, in every view). Answers use depth and camera poses only: distances in
 the world frame of the poses, depths along each camera's optical axis, in metres with 3 decimals (centimetres
-under 0.5 m). Writer: template. Mix (`views:weight`): `{args.view_mix}`.
+under 0.5 m). Writer: {writer_description(args.writer, args.llm_base_url, args.llm_model)}. Mix (`views:weight`): `{args.view_mix}`.
 
 ## Counts (this build directory)
 

@@ -8,7 +8,12 @@ rejected, so the geometry still decides every answer.
 - Base URL, model and key come from arguments or the environment (`SPATIALBOOST_LLM_BASE_URL`,
   `SPATIALBOOST_LLM_MODEL`, `SPATIALBOOST_LLM_API_KEY`, falling back to `OPENAI_BASE_URL` and `OPENAI_API_KEY`).
   The key is sent in the `Authorization` header only: never in the cache key, the cache, logs, errors or `repr`.
-- 429, 5xx, timeouts and schema-invalid replies are retried with exponential backoff (a `Retry-After` header wins).
+  A base URL with credentials in it (`https://user:key@host`) is refused; the dataset card names the endpoint by its host.
+- Every endpoint fault is retried with exponential backoff: 408, 429 and 5xx, timeouts, refused or dropped
+  connections, truncated bodies, bodies that are not UTF-8 or not JSON, and replies that break the schema. No wait
+  is longer than `max_delay_s` (30 s by default), a server's `Retry-After` included: the build never stalls on a
+  server that asks for hours. When the last attempt fails, `rewrite_turns` turns it into a counted `llm_failed` skip
+  and the build goes on (a dead endpoint then trips the build's `min_yield` check).
 - Every valid reply is cached on disk under the SHA-256 of the request body, so a resumed build never pays twice.
 
 Only the standard library (`urllib.request`, `json`) is used.
@@ -16,13 +21,17 @@ Only the standard library (`urllib.request`, `json`) is used.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
+import http.client
 import json
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .frames import SkipReason, SkipSample
@@ -74,6 +83,53 @@ class LLMWriterError(RuntimeError):
     """The endpoint failed for good (retries spent, or a request error such as 401 that retrying cannot fix)."""
 
 
+def endpoint_settings(base_url: str | None = None, model: str | None = None) -> tuple[str, str]:
+    """The endpoint's base URL (no trailing slash) and model: the arguments, else the environment (module docstring).
+
+    Raises:
+        ValueError: When either is missing, or the URL holds credentials (they belong in `SPATIALBOOST_LLM_API_KEY`).
+    """
+    base_url = (
+        base_url or os.environ.get("SPATIALBOOST_LLM_BASE_URL") or os.environ.get("OPENAI_BASE_URL") or ""
+    ).rstrip("/")
+    model = model or os.environ.get("SPATIALBOOST_LLM_MODEL") or ""
+    if not base_url or not model:
+        raise ValueError(
+            "the LLM writer needs a base URL and a model (arguments, or SPATIALBOOST_LLM_BASE_URL and "
+            "SPATIALBOOST_LLM_MODEL)"
+        )
+    if "@" in urllib.parse.urlsplit(base_url).netloc:
+        # The URL lands in manifests and cards; a key inside it would be published. Its host alone is shown here.
+        raise ValueError(
+            f"the LLM base URL for {endpoint_host(base_url)} holds credentials; give the key in "
+            "SPATIALBOOST_LLM_API_KEY instead (it is sent in the Authorization header only)"
+        )
+    return base_url, model
+
+
+def endpoint_host(base_url: str) -> str:
+    """The host (and port) of an endpoint URL: what may be shown of it (never user info, path or query)."""
+    parts = urllib.parse.urlsplit(base_url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+def writer_description(writer: str, base_url: str | None = None, model: str | None = None) -> str:
+    """How a dataset card names its question writer: `template`, or the LLM's model and endpoint host (no secrets).
+
+    Args:
+        writer (`str`): `template` or `llm`.
+        base_url (`str`, *optional*): The LLM endpoint (else the environment, as `LLMWriter` reads it).
+        model (`str`, *optional*): The LLM (else the environment).
+    """
+    if writer == "template":
+        return "template"
+    base_url, model = endpoint_settings(base_url, model)
+    return (
+        f"LLM `{model}` at `{endpoint_host(base_url)}` (OpenAI-compatible), rewording the template's questions and "
+        "answers; an answer that lost its fact was dropped"
+    )
+
+
 class LLMWriter:
     """Client of an OpenAI-compatible `/chat/completions` endpoint with JSON-schema output, retries and a cache.
 
@@ -85,6 +141,7 @@ class LLMWriter:
         timeout_s (`float`): Seconds per request.
         max_attempts (`int`): Attempts per request, retries included.
         backoff_s (`float`): First retry delay; doubled at each retry.
+        max_delay_s (`float`): Longest wait between two attempts; a longer backoff or `Retry-After` is cut to it.
         sleep (`Callable[[float], None]`): Waits between retries (tests pass a recorder).
     """
 
@@ -97,20 +154,14 @@ class LLMWriter:
         timeout_s: float = 60.0,
         max_attempts: int = 5,
         backoff_s: float = 1.0,
+        max_delay_s: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        self.base_url = (
-            base_url or os.environ.get("SPATIALBOOST_LLM_BASE_URL") or os.environ.get("OPENAI_BASE_URL") or ""
-        ).rstrip("/")
-        self.model = model or os.environ.get("SPATIALBOOST_LLM_MODEL") or ""
-        if not self.base_url or not self.model:
-            raise ValueError(
-                "the LLM writer needs a base URL and a model (arguments, or SPATIALBOOST_LLM_BASE_URL and "
-                "SPATIALBOOST_LLM_MODEL)"
-            )
+        self.base_url, self.model = endpoint_settings(base_url, model)
         self._api_key = api_key or os.environ.get("SPATIALBOOST_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY")
         self.cache_dir = Path(cache_dir)
-        self.timeout_s, self.max_attempts, self.backoff_s, self.sleep = timeout_s, max_attempts, backoff_s, sleep
+        self.timeout_s, self.max_attempts, self.backoff_s = timeout_s, max_attempts, backoff_s
+        self.max_delay_s, self.sleep = max_delay_s, sleep
         self.calls = 0  # HTTP requests sent (tests and manifests read it)
 
     def __repr__(self) -> str:
@@ -137,18 +188,23 @@ class LLMWriter:
         encoded = json.dumps(body, sort_keys=True).encode()
         cached = self.cache_dir / f"{hashlib.sha256(encoded).hexdigest()}.json"
         if cached.exists():
-            return json.loads(cached.read_text())
-        last = ""
+            try:
+                value = json.loads(cached.read_text())
+            except (OSError, ValueError):  # a damaged cache file: ask again, and overwrite it
+                value = None
+            if value is not None and not schema_errors(value, schema):
+                return value
+        last, delay = "", 0.0
         for attempt in range(self.max_attempts):
             if attempt:
-                self.sleep(self._delay)
-            self._delay = self.backoff_s * 2**attempt
+                self.sleep(delay)
+            delay = min(self.backoff_s * 2**attempt, self.max_delay_s)
             try:
                 reply = self._post(encoded)
             except _Retryable as error:
                 last = str(error)
                 if error.retry_after is not None:
-                    self._delay = error.retry_after
+                    delay = min(error.retry_after, self.max_delay_s)
                 continue
             try:
                 value = json.loads(reply["choices"][0]["message"]["content"])
@@ -172,22 +228,41 @@ class LLMWriter:
             headers["Authorization"] = f"Bearer {self._api_key}"
         request = urllib.request.Request(f"{self.base_url}/chat/completions", data=encoded, headers=headers)
         self.calls += 1
+        # Every way the exchange can break, except a refused request (4xx other than 408 and 429), is retryable.
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return json.loads(response.read())
+                return json.loads(response.read().decode("utf-8"))
         except urllib.error.HTTPError as error:
-            if error.code == 429 or error.code >= 500:
-                retry_after = error.headers.get("Retry-After")
-                raise _Retryable(
-                    f"HTTP {error.code}", float(retry_after) if retry_after and retry_after.isdigit() else None
-                ) from None
+            if error.code in (408, 429) or error.code >= 500:
+                raise _Retryable(f"HTTP {error.code}", retry_after_s(error.headers.get("Retry-After"))) from None
             raise LLMWriterError(f"{self.base_url}: HTTP {error.code} {error.reason}") from None
         except TimeoutError as error:
             raise _Retryable(f"timed out after {self.timeout_s} s", None) from error
         except urllib.error.URLError as error:
             raise _Retryable(f"connection failed: {error.reason}", None) from error
+        except http.client.IncompleteRead as error:
+            raise _Retryable(f"reply body truncated ({len(error.partial)} bytes read)", None) from error
+        except (http.client.HTTPException, OSError) as error:  # RemoteDisconnected, resets, TLS errors mid-reply
+            raise _Retryable(f"connection dropped: {error!r}", None) from error
+        except UnicodeDecodeError as error:
+            raise _Retryable(f"reply body is not UTF-8: {error}", None) from error
         except json.JSONDecodeError as error:
             raise _Retryable(f"reply body is not JSON: {error}", None) from error
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """Seconds a `Retry-After` header asks to wait (delta-seconds or an HTTP date); `None` when absent or unreadable."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # HTTP dates are in GMT
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 class _Retryable(Exception):

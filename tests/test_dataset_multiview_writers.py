@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import re
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 from datasets import load_dataset
+from llm_server import FakeServer
 
 from dataset_builders.frames import SkipReason, SkipSample
 from dataset_builders.multiview_vqa import MultiviewVQAArguments, build
@@ -20,76 +15,9 @@ SECRET = "sk-test-secret-123"
 MESSAGES = [{"role": "user", "content": "hello"}]
 
 
-class FakeServer:
-    """Chat-completions server whose replies follow a script: "429", "500", "timeout", "invalid", "notjson", "401",
-    "ok" (echoes a valid rewrite of the request's turns), "lossy" (valid JSON that drops the facts)."""
-
-    def __init__(self, script: list[str], default: str = "ok"):
-        self.script, self.default, self.requests = list(script), default, []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                action = server.script.pop(0) if server.script else server.default
-                if action in ("429", "500", "401"):
-                    self.send_response(int(action))
-                    if action == "429":
-                        self.send_header("Retry-After", "7")
-                    self.end_headers()
-                    return
-                if action == "timeout":
-                    time.sleep(0.6)
-                content = {
-                    "ok": lambda: json.dumps({"turns": server.rewrite(body)}),
-                    "timeout": lambda: json.dumps({"turns": server.rewrite(body)}),
-                    "invalid": lambda: json.dumps({"turns": [{"question": "q"}]}),
-                    "notjson": lambda: "not json at all",
-                    "lossy": lambda: json.dumps(
-                        {"turns": [{"question": "q", "answer": "no idea"}] * server.count(body)}
-                    ),
-                }[action]()
-                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    @staticmethod
-    def count(body: dict) -> int:
-        return len(re.findall(r"^\d+\. question:", body["messages"][-1]["content"], flags=re.M))
-
-    @staticmethod
-    def rewrite(body: dict) -> list[dict]:
-        text = body["messages"][-1]["content"]
-        questions = re.findall(r"^\d+\. question: (.*)$", text, flags=re.M)
-        answers = re.findall(r"^   answer: (.*)$", text, flags=re.M)
-        if not questions:
-            return [{"question": "q", "answer": "a"}]
-        return [
-            {"question": f"Rephrased: {q}", "answer": f"Rewritten: {a}"}
-            for q, a in zip(questions, answers, strict=True)
-        ]
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server_factory():
+    """Starts `FakeServer(script, default)`s; shuts them down after the test."""
     servers = []
 
     def make(script, default="ok"):

@@ -1,0 +1,190 @@
+"""Regression suite for faults: each test injects one bad input or fault and asserts the outcome (the skip reason and
+its count, the retry count, the error text). Nothing here may kill or stall a build or a training run.
+
+Sections: the LLM endpoint (a local OpenAI-compatible server on loopback), dataset cards, training-data validation,
+checkpoint conversion.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+
+import pytest
+from datasets import load_dataset
+from llm_server import FakeServer
+
+from dataset_builders import multiview_vqa
+from dataset_builders.frames import SkipReason, SkipSample
+from dataset_builders.multiview_vqa import MultiviewVQAArguments
+from dataset_builders.writers import REWRITE_SCHEMA, LLMWriter, LLMWriterError, rewrite_turns
+
+
+SECRET = "sk-test-secret-123"
+MESSAGES = [{"role": "user", "content": "hello"}]
+TURN = [("How far?", "It is 1.234 m.", "1.234 m")]
+
+
+# -- the LLM endpoint --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def server_factory():
+    """Starts `FakeServer(script, default)`s; shuts them down after the test."""
+    servers = []
+
+    def make(script, default="ok"):
+        servers.append(FakeServer(script, default))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def recording_sleep(sleeps: list[float], real: bool = True):
+    """A `sleep` for `LLMWriter` that records each wait (and waits, when `real`)."""
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if real:
+            time.sleep(seconds)
+
+    return sleep
+
+
+def llm_writer(url, cache, sleeps, real_sleep=True, **kwargs) -> LLMWriter:
+    options = {"timeout_s": 2.0, "backoff_s": 0.01, **kwargs}
+    return LLMWriter(
+        cache, base_url=url, model="test-model", api_key=SECRET, sleep=recording_sleep(sleeps, real_sleep), **options
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [("drop", "connection dropped"), ("truncate", "reply body truncated"), ("nonutf8", "reply body is not UTF-8")],
+)
+def test_endpoint_fault_is_retried_then_a_counted_llm_failed_skip(server_factory, tmp_path, fault, reason):
+    started = time.monotonic()
+    # Two faults, then a good reply: the third attempt succeeds.
+    server = server_factory([fault, fault])
+    sleeps = []
+    writer = llm_writer(server.url, tmp_path / "cache", sleeps, max_attempts=3)
+    assert rewrite_turns(writer, TURN) == [("Rephrased: How far?", "Rewritten: It is 1.234 m.")]
+    assert len(server.requests) == writer.calls == 3 and sleeps == [0.01, 0.02]
+
+    # The fault on every attempt: retried max_attempts times, then an error naming it, then an llm_failed skip.
+    server = server_factory([], default=fault)
+    sleeps = []
+    writer = llm_writer(server.url, tmp_path / "cache2", sleeps, max_attempts=4)
+    with pytest.raises(LLMWriterError, match=f"no valid reply after 4 attempts \\({reason}") as caught:
+        writer.complete_json(MESSAGES, REWRITE_SCHEMA)
+    assert SECRET not in str(caught.value)
+    assert len(server.requests) == writer.calls == 4 and sleeps == [0.01, 0.02, 0.04]
+    with pytest.raises(SkipSample) as skip:
+        rewrite_turns(writer, TURN)
+    assert skip.value.reason is SkipReason.LLM_FAILED and reason in str(skip.value)
+    assert len(server.requests) == 8
+    assert not (tmp_path / "cache2").exists()  # nothing cached from a failure
+    assert time.monotonic() - started < 10
+
+
+def test_huge_retry_after_is_capped(server_factory, tmp_path):
+    # Retry-After: 100000 (28 hours) and an HTTP date a day ahead are both cut to max_delay_s (30 s by default).
+    server = server_factory(["wait", "wait_date"])
+    sleeps = []
+    writer = llm_writer(server.url, tmp_path / "cache", sleeps, real_sleep=False)
+    assert writer.complete_json(MESSAGES, REWRITE_SCHEMA) == {"turns": [{"question": "q", "answer": "a"}]}
+    assert sleeps == [30.0, 30.0] and len(server.requests) == 3
+
+    # Real waits with a small cap: a server that always asks for 28 hours costs milliseconds, then llm_failed.
+    server = server_factory([], default="wait")
+    sleeps = []
+    writer = llm_writer(server.url, tmp_path / "cache2", sleeps, max_attempts=3, max_delay_s=0.05)
+    started = time.monotonic()
+    with pytest.raises(SkipSample) as skip:
+        rewrite_turns(writer, TURN)
+    assert time.monotonic() - started < 5
+    assert skip.value.reason is SkipReason.LLM_FAILED and "HTTP 429" in str(skip.value)
+    assert sleeps == [0.05, 0.05] and len(server.requests) == writer.calls == 3
+
+
+def test_damaged_reply_cache_is_asked_again(server_factory, tmp_path):
+    server = server_factory([])
+    writer = llm_writer(server.url, tmp_path / "cache", [])
+    first = writer.complete_json(MESSAGES, REWRITE_SCHEMA)
+    (cached,) = (tmp_path / "cache").iterdir()
+    cached.write_text('{"turns": [')  # a torn write, e.g. a full disk
+    assert writer.complete_json(MESSAGES, REWRITE_SCHEMA) == first and len(server.requests) == 2
+    assert json.loads(cached.read_text()) == first  # repaired
+
+
+def test_base_url_with_credentials_is_refused_without_echoing_them(tmp_path):
+    with pytest.raises(ValueError, match="holds credentials") as caught:
+        LLMWriter(tmp_path, base_url=f"https://user:{SECRET}@api.example.com/v1", model="m")
+    assert SECRET not in str(caught.value) and "api.example.com" in str(caught.value)
+
+
+# The first sample that reaches the writer meets five different faults (every attempt fails): one llm_failed skip.
+BUILD_FAULTS = ["drop", "truncate", "nonutf8", "wait", "wait_date"]
+
+
+@pytest.fixture(scope="module")
+def llm_builds(tmp_path_factory):
+    """A 6-sample multi-view VQA build with the LLM writer whose first sample meets `BUILD_FAULTS`, and the same build
+    with the template writer (which samples reach the writer does not depend on it)."""
+    root = tmp_path_factory.mktemp("llm-build")
+    server = FakeServer(list(BUILD_FAULTS))
+    common = dict(num_samples=6, image_width=320, image_height=240, view_mix="2:1", min_yield=0.0)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("SPATIALBOOST_LLM_API_KEY", SECRET)
+            # The build's writer with the real retry policy, only faster: waits of at most 10 ms.
+            patch.setattr(multiview_vqa, "LLMWriter", functools.partial(LLMWriter, backoff_s=0.001, max_delay_s=0.01))
+            started = time.monotonic()
+            llm = multiview_vqa.build(
+                MultiviewVQAArguments(
+                    output_dir=str(root / "llm"),
+                    writer="llm",
+                    llm_base_url=server.url,
+                    llm_model="test-model",
+                    **common,
+                )
+            )
+            seconds = time.monotonic() - started
+        template = multiview_vqa.build(MultiviewVQAArguments(output_dir=str(root / "template"), **common))
+        yield {
+            "root": root,
+            "llm": llm,
+            "template": template,
+            "requests": list(server.requests),
+            "url": server.url,
+            "seconds": seconds,
+        }
+    finally:
+        server.close()
+
+
+def test_endpoint_faults_in_a_build_become_one_counted_skip_and_the_build_goes_on(llm_builds):
+    llm, template = llm_builds["llm"], llm_builds["template"]
+    assert template["built"] >= 3
+    assert llm["skipped"] == {**template["skipped"], "llm_failed": 1}
+    assert llm["built"] == template["built"] - 1
+    assert len(llm_builds["requests"]) == llm["built"] + len(BUILD_FAULTS)  # 5 attempts, then one per sample
+    built = load_dataset(str(llm_builds["root"] / "llm"), split="train")["provenance"]
+    reference = load_dataset(str(llm_builds["root"] / "template"), split="train")["provenance"]
+    assert [row["index"] for row in built] == [row["index"] for row in reference][1:]  # the first one was skipped
+    assert {row["writer"] for row in built} == {"llm:test-model"}
+    assert llm_builds["seconds"] < 60  # no wait of hours, whatever Retry-After said
+
+
+# -- dataset cards -----------------------------------------------------------------------------------------------
+
+
+def test_card_states_the_writer_used(llm_builds):
+    port = llm_builds["url"].split(":")[2].split("/")[0]
+    card = (llm_builds["root"] / "llm" / "README.md").read_text()
+    assert f"Writer: LLM `test-model` at `127.0.0.1:{port}` (OpenAI-compatible)" in card
+    assert "Writer: template" not in card and SECRET not in card
+    assert "Writer: template." in (llm_builds["root"] / "template" / "README.md").read_text()
