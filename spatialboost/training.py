@@ -14,19 +14,23 @@ merged into the LM when the stage is saved, so every stage starts from and write
 The recipes (`recipes/stage{1,2,3}.py`) are thin scripts around these pieces and TRL's `SFTTrainer`.
 """
 
+import enum
+import io
 import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import PIL.Image
 import torch
-from datasets import Dataset, Image, List, concatenate_datasets, load_dataset
+from datasets import Dataset, Image, LargeList, List, Value, concatenate_datasets, load_dataset
 from huggingface_hub import HfApi
 from peft import LoraConfig, PeftModel
 from torch import nn
 from transformers import LlavaProcessor
 from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
+from trl.data_utils import prepare_multimodal_messages
 
 from .vlm import SpatialBoostVLMForConditionalGeneration, image_tokens_per_image, load_spatialboost_vlm
 
@@ -235,6 +239,18 @@ class SpatialBoostSFTTrainer(SFTTrainer):
         return self.optimizer
 
 
+class RowProblem(str, enum.Enum):
+    """Why validation rejects a row: the kind before the colon of each problem, and the keys of
+    `ValidationReport.counts`."""
+
+    EMPTY_CONVERSATION = "empty conversation"  # no assistant answer with text
+    BAD_MESSAGES = "bad messages"  # not TRL's conversational format (a message, role, content or part is malformed)
+    MISSING_IMAGE = "missing image"  # an image is null, or names a file that does not exist
+    CORRUPT_IMAGE = "corrupt image"  # an image does not decode
+    IMAGE_MISMATCH = "image mismatch"  # image placeholders and images differ in number
+    TOO_LONG = "too long"  # longer than max_length once each image expands to its patch tokens
+
+
 @dataclass
 class ValidationReport:
     """What the up-front validation found: the problems of each bad row, and how many rows each problem hit."""
@@ -244,6 +260,7 @@ class ValidationReport:
 
     @property
     def counts(self) -> Counter:
+        """Bad rows per problem kind (a `RowProblem` value)."""
         return Counter(problem.split(":")[0] for problems in self.bad_rows.values() for problem in problems)
 
     def summary(self, max_rows: int = 20) -> str:
@@ -255,38 +272,119 @@ class ValidationReport:
         return "\n".join(lines)
 
 
+ROLES = ("system", "user", "assistant", "tool")  # what TRL's collator accepts
+
+
 def image_file_exists(image: dict) -> bool:
     """Whether an undecoded image without bytes points at a file that exists."""
     return image["path"] is not None and Path(image["path"]).is_file()
 
 
-def row_problems(
-    images: list | None,
-    messages: list[dict] | None,
-    num_text_tokens: int,
-    tokens_per_image: int,
-    max_length: int | None,
-) -> list[str]:
-    """The problems of one row (empty when the row is fine), each as "kind: detail"."""
+def image_problems(images: list) -> list[str]:
+    """Problems of a row's undecoded images (`{"bytes", "path"}`): each must be present and decode, as the collator
+    will decode it."""
+    missing, corrupt = [], []
+    for i, image in enumerate(images):
+        if image is None or not (image["bytes"] or image_file_exists(image)):
+            missing.append(i)
+            continue
+        try:
+            with PIL.Image.open(io.BytesIO(image["bytes"]) if image["bytes"] else image["path"]) as opened:
+                opened.load()
+        except PIL.UnidentifiedImageError:
+            corrupt.append(f"images[{i}] is not an image Pillow can read")
+        except Exception as error:  # Pillow's decoders raise many types; every one means the same here
+            corrupt.append(f"images[{i}] does not decode ({type(error).__name__}: {error})")
     problems = []
-    if not messages or not any(
-        message["role"] == "assistant"
-        and any(part["type"] == "text" and (part["text"] or "").strip() for part in message["content"])
-        for message in messages
-    ):
-        problems.append("empty conversation: no assistant answer to train on")
-    images = images or []
-    missing = [
-        i for i, image in enumerate(images) if image is None or not (image["bytes"] or image_file_exists(image))
-    ]
     if missing:
-        problems.append(f"missing image: images {missing} are empty")
-    placeholders = sum(part["type"] == "image" for message in messages or [] for part in message["content"])
-    if placeholders != len(images):
-        problems.append(f"image mismatch: {placeholders} image placeholders, {len(images)} images")
-    length = num_text_tokens + placeholders * (tokens_per_image - 1)
-    if max_length is not None and length > max_length:
-        problems.append(f"too long: {length} tokens > max_length {max_length}")
+        problems.append(f"{RowProblem.MISSING_IMAGE.value}: images {missing} are empty")
+    if corrupt:
+        problems.append(f"{RowProblem.CORRUPT_IMAGE.value}: {'; '.join(corrupt)}")
+    return problems
+
+
+def message_shape_problems(messages) -> list[str]:
+    """Where `messages` leaves TRL's conversational format: a list of `{"role", "content"}` dicts, `content` a string
+    or a list of `{"type": "text", "text": ...}` / `{"type": "image"}` parts. Each problem names the message."""
+    if not isinstance(messages, list):
+        hint = " (JSON text? parse it with json.loads first)" if isinstance(messages, str) else ""
+        return [f"`messages` is a {type(messages).__name__}, not a list of {{role, content}} messages{hint}"]
+    found = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            found.append(f"messages[{i}] is a {type(message).__name__}, not a {{role, content}} dict")
+            continue
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            found.append(f"messages[{i}] has role {role!r}, not one of {', '.join(ROLES)}")
+        if isinstance(content, str):
+            continue
+        if not isinstance(content, list):
+            found.append(f"messages[{i}] ({role}) has content {type(content).__name__}, not a string or a list")
+            continue
+        for j, part in enumerate(content):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind not in ("text", "image"):
+                found.append(f"messages[{i}].content[{j}] is not a text or image part")
+            elif kind == "text" and not isinstance(part.get("text"), str):
+                found.append(f"messages[{i}].content[{j}] is a text part without text")
+    return found
+
+
+def message_text(content) -> str:
+    """The text of one message's content (a string, or the text parts)."""
+    if isinstance(content, str):
+        return content
+    return "".join(part["text"] for part in content if part["type"] == "text")
+
+
+def row_problems(images: list | None, messages) -> tuple[list[str], list[dict] | None]:
+    """The shape problems of one row (empty when it is fine), each as "kind: detail" (kinds: `RowProblem`), and its
+    messages as TRL's collator reads them (`None` when they cannot be read).
+
+    A plain-string `content` is accepted, as the chat template and TRL's collator accept it: TRL makes it one text
+    part and, when the first user message is a plain string, puts one image placeholder per image before its text.
+    """
+    problems = image_problems(images or [])
+    num_images = len(images or [])
+    if not messages:
+        return [*problems, f"{RowProblem.EMPTY_CONVERSATION.value}: no assistant answer to train on"], None
+    shape = message_shape_problems(messages)
+    if shape:
+        return [*problems, f"{RowProblem.BAD_MESSAGES.value}: {'; '.join(shape)}"], None
+    if not any(m["role"] == "assistant" and message_text(m["content"]).strip() for m in messages):
+        problems.append(f"{RowProblem.EMPTY_CONVERSATION.value}: no assistant answer to train on")
+    placeholders = sum(
+        part["type"] == "image" for m in messages if isinstance(m["content"], list) for part in m["content"]
+    )
+    if any(m["role"] == "user" and isinstance(m["content"], str) for m in messages):
+        placeholders += num_images  # what TRL inserts into the first plain-string user message
+    if placeholders != num_images:
+        problems.append(f"{RowProblem.IMAGE_MISMATCH.value}: {placeholders} image placeholders, {num_images} images")
+        return problems, None
+    try:
+        prepared = prepare_multimodal_messages(messages, images=[None] * num_images)
+    except ValueError as error:  # e.g. image parts that already carry an image, which TRL does not count
+        return [*problems, f"{RowProblem.BAD_MESSAGES.value}: {error}"], None
+    # The placeholders without their (here empty) image payloads: all the chat template reads is the part type.
+    for message in prepared:
+        message["content"] = [{k: v for k, v in part.items() if k != "image"} for part in message["content"]]
+    return problems, prepared
+
+
+def column_problems(dataset: Dataset) -> list[str]:
+    """Column types that make every row unusable (so skipping cannot help)."""
+    images, messages = dataset.features["images"], dataset.features["messages"]
+    problems = []
+    if not (isinstance(images, (List, LargeList)) and isinstance(images.feature, Image)):
+        problems.append(
+            f"column `images` is {images}, not a list of images (List(Image())); a row with one image has [image]"
+        )
+    if isinstance(messages, Value):
+        hint = " (JSON text? parse it with json.loads first)" if messages.dtype in ("string", "large_string") else ""
+        problems.append(
+            f"column `messages` is {messages}: one value per row, not a list of {{role, content}} messages{hint}"
+        )
     return problems
 
 
@@ -297,46 +395,63 @@ def validate_dataset(
     on_bad_rows: str = "raise",
     num_proc: int | None = None,
 ) -> tuple[Dataset, ValidationReport]:
-    """Checks every row before training: missing images, placeholder/image count mismatch, empty conversations, and
-    samples longer than `max_length` once each `<image>` expands to its patch tokens (truncating one would cut image
-    tokens and fail mid-training).
+    """Checks every row before training, as the collator will read it: every image present and decodable, messages in
+    TRL's conversational format (a plain-string `content` is read as TRL reads it), as many image placeholders as
+    images, an assistant answer to train on, and no sample longer than `max_length` once each `<image>` expands to
+    its patch tokens (truncating one would cut image tokens and fail mid-training).
 
-    Images are not decoded (only their presence is checked), so the pass costs one chat-template render and one
-    tokenization per row.
+    The pass decodes every image once and renders and tokenizes every row once; `num_proc` spreads it over processes.
 
     Args:
         dataset (`Dataset`): rows with `images` and `messages` (the dataset contract).
         processor (`LlavaProcessor`): the VLM's processor (chat template, tokenizer, patch count).
         max_length (`int`, *optional*): the training `max_length`; `None` skips the length check.
         on_bad_rows (`str`, *optional*, defaults to `"raise"`):
-            `"raise"`: raise a `ValueError` naming the bad rows. `"skip"`: drop them and log how many of each kind.
+            `"raise"`: raise a `ValueError` naming the bad rows, each problem with its column (`images[1]`,
+            `messages[3].content[0]`). `"skip"`: drop them and log how many of each kind (`RowProblem`).
         num_proc (`int`, *optional*): processes for the pass.
 
     Returns:
         `(Dataset, ValidationReport)`: the dataset (without the bad rows when skipping) and what was found.
+
+    Raises:
+        `ValueError`: with `"raise"`, when a row is bad; always, when a column has the wrong type, when the dataset
+            has no rows, or when skipping left none (the message gives the skip counts by kind).
     """
     if on_bad_rows not in ("raise", "skip"):
         raise ValueError(f"on_bad_rows must be 'raise' or 'skip', got {on_bad_rows!r}.")
     missing_columns = {"images", "messages"} - set(dataset.column_names)
     if missing_columns:
         raise ValueError(f"The dataset has no {sorted(missing_columns)} column; columns: {dataset.column_names}.")
+    columns = column_problems(dataset)
+    if columns:
+        raise ValueError(
+            "The dataset's columns cannot be trained on (every row is affected):\n  " + "\n  ".join(columns)
+        )
+    if len(dataset) == 0:
+        raise ValueError("The dataset has no rows to train on.")
     tokens_per_image = image_tokens_per_image(processor)
     tokenizer = processor.tokenizer
-    # Presence of images is all that is checked: keep them undecoded ({"bytes", "path"}).
-    view = dataset.select_columns(["images", "messages"]).cast_column("images", List(Image(decode=False)))
+    # Undecoded images ({"bytes", "path"}): validation decodes each one itself and reports the failures.
+    images_feature = type(dataset.features["images"])(Image(decode=False))
+    view = dataset.select_columns(["images", "messages"]).cast_column("images", images_feature)
 
     def find_problems(batch):
+        checked = [
+            row_problems(images, messages) for images, messages in zip(batch["images"], batch["messages"], strict=True)
+        ]
         texts = [
-            processor.apply_chat_template(messages, tokenize=False) if messages else ""
-            for messages in batch["messages"]
+            processor.apply_chat_template(prepared, tokenize=False) if prepared else "" for _, prepared in checked
         ]
         lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-        return {
-            "problems": [
-                row_problems(images, messages, length, tokens_per_image, max_length)
-                for images, messages, length in zip(batch["images"], batch["messages"], lengths, strict=True)
-            ]
-        }
+        found = []
+        for (problems, prepared), images, length in zip(checked, batch["images"], lengths, strict=True):
+            # Each <image> in the text becomes tokens_per_image tokens.
+            length += len(images or []) * (tokens_per_image - 1)
+            if prepared is not None and max_length is not None and length > max_length:
+                problems = [*problems, f"{RowProblem.TOO_LONG.value}: {length} tokens > max_length {max_length}"]
+            found.append(problems)
+        return {"problems": found}
 
     problems = view.map(find_problems, batched=True, remove_columns=view.column_names, num_proc=num_proc)["problems"]
     report = ValidationReport(len(dataset), {i: p for i, p in enumerate(problems) if p})
@@ -345,6 +460,11 @@ def validate_dataset(
     if on_bad_rows == "raise":
         raise ValueError(
             f"Dataset validation failed before training (set on_bad_rows='skip' to drop these rows):\n{report.summary()}"
+        )
+    if len(report.bad_rows) == len(dataset):
+        raise ValueError(
+            f"No rows left to train on: all {len(dataset)} rows failed validation and were skipped "
+            f"(by kind: {dict(report.counts)}).\n{report.summary()}"
         )
     logger.warning("Skipping bad rows found by validation:\n%s", report.summary())
     keep = [i for i in range(len(dataset)) if i not in report.bad_rows]
@@ -472,6 +592,7 @@ __all__ = [
     "SpatialBoostDataArguments",
     "SpatialBoostSFTConfig",
     "SpatialBoostSFTTrainer",
+    "RowProblem",
     "ValidationReport",
     "freeze_for_stage",
     "from_pretrained_kwargs",

@@ -8,17 +8,27 @@ checkpoint conversion.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import time
 
 import pytest
-from datasets import load_dataset
+from datasets import Dataset, Features, Image, Json, List, Value, load_dataset
 from llm_server import FakeServer
+from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
 from dataset_builders import multiview_vqa
 from dataset_builders.frames import SkipReason, SkipSample
 from dataset_builders.multiview_vqa import MultiviewVQAArguments
 from dataset_builders.writers import REWRITE_SCHEMA, LLMWriter, LLMWriterError, rewrite_turns
+from spatialboost.tiny import FEATURES, build_tokenizer, dataset_texts, tiny_dataset, tiny_vlm
+from spatialboost.training import (
+    RowProblem,
+    SpatialBoostDataArguments,
+    SpatialBoostSFTConfig,
+    training_dataset,
+    validate_dataset,
+)
 
 
 SECRET = "sk-test-secret-123"
@@ -188,3 +198,138 @@ def test_card_states_the_writer_used(llm_builds):
     assert f"Writer: LLM `test-model` at `127.0.0.1:{port}` (OpenAI-compatible)" in card
     assert "Writer: template" not in card and SECRET not in card
     assert "Writer: template." in (llm_builds["root"] / "template" / "README.md").read_text()
+
+
+# -- training-data validation ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A tiny dataset (1- and 2-view rows) and the processor of a tiny VLM that reads it."""
+    dataset = tiny_dataset(4, views=(1, 2), image_size=32)
+    _, processor = tiny_vlm(build_tokenizer(dataset_texts(dataset)))
+    return dataset, processor
+
+
+def png_bytes(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_corrupt_image_bytes_are_named_before_training_or_skipped(tiny):
+    dataset, processor = tiny
+    single, double = dataset[0], dataset[1]
+    garbage = {**single, "images": [{"bytes": b"not an image at all", "path": None}]}
+    truncated = {
+        **double,
+        "images": [double["images"][0], {"bytes": png_bytes(double["images"][1])[:60], "path": None}],
+    }
+    bad = Dataset.from_list([single, garbage, truncated, double], features=FEATURES)
+    with pytest.raises(ValueError) as error:
+        validate_dataset(bad, processor, max_length=None)
+    message = str(error.value)
+    assert "2 of 4 rows are bad ({'corrupt image': 2})" in message
+    assert "row 1: corrupt image: images[0] is not an image Pillow can read" in message
+    assert "row 2: corrupt image: images[1] does not decode (" in message
+    kept, report = validate_dataset(bad, processor, max_length=None, on_bad_rows="skip")
+    assert report.counts == {RowProblem.CORRUPT_IMAGE.value: 2}
+    assert kept["sample_id"] == [single["sample_id"], double["sample_id"]]
+
+
+def test_plain_string_content_is_read_as_trl_reads_it(tiny):
+    """A plain-string `content` (which the chat template accepts) validates as TRL's collator reads it: the images go
+    before the first user message's text, and the validated length is the collated length."""
+    dataset, processor = tiny
+    row = dataset[1]  # 2 views
+    plain = {
+        "images": row["images"],
+        "messages": [
+            {"role": m["role"], "content": "".join(p["text"] for p in m["content"] if p["type"] == "text")}
+            for m in row["messages"]
+        ],
+    }
+    features = Features(
+        {"images": List(Image()), "messages": List({"role": Value("string"), "content": Value("string")})}
+    )
+    one = Dataset.from_list([plain], features=features)
+    batch = DataCollatorForVisionLanguageModeling(processor, assistant_only_loss=True)([dict(one[0])])
+    length = batch["input_ids"].shape[1]
+    assert (batch["labels"] != -100).any()  # the answers are trained on
+    assert validate_dataset(one, processor, max_length=length)[1].bad_rows == {}
+    with pytest.raises(ValueError, match=f"too long: {length} tokens > max_length {length - 1}"):
+        validate_dataset(one, processor, max_length=length - 1)
+
+
+def test_message_shape_problems_name_the_row_and_the_message(tiny):
+    dataset, processor = tiny
+    single = dataset[0]
+    answer = {"role": "assistant", "content": [{"type": "text", "text": "It is 1 m."}]}
+    rows = [
+        {"images": single["images"], "messages": single["messages"]},
+        {"images": [], "messages": {"role": "user", "content": "a dict, not a list"}},
+        {"images": [], "messages": [{"role": "user", "content": None}, answer]},
+        {"images": [], "messages": [{"role": "bot", "content": "hi"}, answer]},
+        {"images": [], "messages": [{"role": "user", "content": [{"type": "text", "text": None}]}, answer]},
+        {"images": [], "messages": [{"role": "user", "content": [{"kind": "image"}]}, answer]},
+    ]
+    bad = Dataset.from_list(rows, features=Features({"images": List(Image()), "messages": Json()}))
+    with pytest.raises(ValueError) as error:
+        validate_dataset(bad, processor, max_length=None)
+    message = str(error.value)
+    assert "5 of 6 rows are bad ({'bad messages': 5})" in message and "row 0" not in message
+    assert "row 1: bad messages: `messages` is a dict, not a list of {role, content} messages" in message
+    assert "row 2: bad messages: messages[0] (user) has content NoneType, not a string or a list" in message
+    assert "row 3: bad messages: messages[0] has role 'bot', not one of system, user, assistant, tool" in message
+    assert "row 4: bad messages: messages[0].content[0] is a text part without text" in message
+    assert "row 5: bad messages: messages[0].content[0] is not a text or image part" in message
+
+
+@pytest.mark.parametrize(
+    ("features", "value", "expected"),
+    [
+        (
+            {"messages": Value("string")},
+            lambda row: json.dumps(row["messages"]),
+            r"column `messages` is Value\('string'\): one value per row, not a list of \{role, content\} messages "
+            r"\(JSON text\? parse it with json.loads first\)",
+        ),
+        ({"images": Image()}, lambda row: row["images"][0], r"column `images` is Image\(.*\), not a list of images"),
+        ({"images": List(Value("string"))}, lambda row: ["a.png"], r"column `images` is List\(Value\('string'\)\)"),
+    ],
+    ids=["messages-json-string", "images-single", "images-paths"],
+)
+def test_a_column_of_the_wrong_type_is_named(tiny, features, value, expected):
+    dataset, processor = tiny
+    (column,) = features
+    row = {"images": dataset[0]["images"], "messages": dataset[0]["messages"]}
+    row[column] = value(row)
+    others = {"images": List(Image()), "messages": FEATURES["messages"]}
+    bad = Dataset.from_list([row] * 2, features=Features({**others, **features}))
+    for on_bad_rows in ("raise", "skip"):  # every row is affected: skipping cannot help
+        with pytest.raises(ValueError, match=f"cannot be trained on \\(every row is affected\\):\n  {expected}"):
+            validate_dataset(bad, processor, max_length=None, on_bad_rows=on_bad_rows)
+
+
+def test_every_row_skipped_stops_with_the_counts_by_kind(tiny, tmp_path):
+    dataset, processor = tiny
+    single, double = dataset[0], dataset[1]
+    rows = [
+        {**single, "images": [{"bytes": b"garbage", "path": None}]},
+        {**double, "images": [None, None]},
+        {**single, "images": [{"bytes": b"", "path": str(tmp_path / "gone.png")}]},
+        {**double, "images": [{"bytes": b"\x89PNG\r\n", "path": None}] * 2},
+    ]
+    Dataset.from_list(rows, features=FEATURES).to_parquet(str(tmp_path / "bad" / "train.parquet"))
+    data_args = SpatialBoostDataArguments(dataset_names=[str(tmp_path / "bad")], on_bad_rows="skip")
+    training_args = SpatialBoostSFTConfig(
+        output_dir=str(tmp_path / "run"), use_cpu=True, report_to="none", activation_checkpointing=False
+    )
+    with pytest.raises(ValueError) as error:
+        training_dataset(data_args, processor, training_args)  # what every recipe calls before SFTTrainer
+    assert str(error.value).startswith(
+        "No rows left to train on: all 4 rows failed validation and were skipped "
+        "(by kind: {'corrupt image': 2, 'missing image': 2})."
+    )
+    with pytest.raises(ValueError, match="The dataset has no rows to train on"):
+        validate_dataset(dataset.select([]), processor, max_length=None, on_bad_rows="skip")
