@@ -10,17 +10,26 @@ from __future__ import annotations
 import functools
 import io
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
+import torch
 from datasets import Dataset, Features, Image, Json, List, Value, load_dataset
 from llm_server import FakeServer
+from safetensors.torch import load_file, save_file
+from transformers import DINOv3ViTConfig, DINOv3ViTModel
 from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
 from dataset_builders import multiview_vqa
 from dataset_builders.frames import SkipReason, SkipSample
 from dataset_builders.multiview_vqa import MultiviewVQAArguments
 from dataset_builders.writers import REWRITE_SCHEMA, LLMWriter, LLMWriterError, rewrite_turns
+from modeling_spatialboost.convert_to_spatialboost import main as convert_main
 from spatialboost.tiny import FEATURES, build_tokenizer, dataset_texts, tiny_dataset, tiny_vlm
 from spatialboost.training import (
     RowProblem,
@@ -333,3 +342,136 @@ def test_every_row_skipped_stops_with_the_counts_by_kind(tiny, tmp_path):
     )
     with pytest.raises(ValueError, match="The dataset has no rows to train on"):
         validate_dataset(dataset.select([]), processor, max_length=None, on_bad_rows="skip")
+
+
+# -- checkpoint conversion ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def base_checkpoint(tmp_path_factory):
+    """A tiny DINOv3 base checkpoint folder, and its tensors."""
+    torch.manual_seed(0)
+    config = DINOv3ViTConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        patch_size=8,
+        image_size=32,
+        num_register_tokens=2,
+        pos_embed_rescale=None,
+    )
+    folder = tmp_path_factory.mktemp("convert") / "base"
+    DINOv3ViTModel(config).save_pretrained(folder)
+    return folder, load_file(folder / "model.safetensors")
+
+
+def convert_fails(argv: list[str]) -> str:
+    """`spatialboost-convert argv`'s error line (it must exit, with a message, and write nothing)."""
+    with pytest.raises(SystemExit) as exited:
+        convert_main(argv)
+    assert isinstance(exited.value.code, str)  # sys.exit(message): printed to stderr, exit status 1
+    assert not Path(argv[1]).exists()
+    assert "\n" not in exited.value.code
+    return exited.value.code
+
+
+def with_tensors(folder: Path, tensors: dict, target: Path) -> Path:
+    shutil.copytree(folder, target)
+    save_file(tensors, target / "model.safetensors", metadata={"format": "pt"})
+    return target
+
+
+Q_PROJ = "layer.0.attention.q_proj.weight"
+
+
+def test_incomplete_checkpoint_is_refused(base_checkpoint, tmp_path):
+    folder, tensors = base_checkpoint
+    missing = with_tensors(folder, {k: v for k, v in tensors.items() if k != Q_PROJ}, tmp_path / "missing")
+    message = convert_fails([str(missing), str(tmp_path / "out")])
+    assert message == (
+        f"spatialboost-convert: error: {missing}: incomplete checkpoint: 1 tensors missing (model.{Q_PROJ})"
+    )
+    wrong = with_tensors(folder, {**tensors, Q_PROJ: torch.zeros(16, 32)}, tmp_path / "shape")
+    assert f"{wrong}: 1 tensors of the wrong shape for config.json (model.{Q_PROJ} [16, 32] for [32, 32])" in (
+        convert_fails([str(wrong), str(tmp_path / "out")])
+    )
+    # A sharded checkpoint whose index names a shard that is not there.
+    sharded = tmp_path / "sharded"
+    DINOv3ViTModel.from_pretrained(folder).save_pretrained(sharded, max_shard_size="20KB")
+    shards = sorted(sharded.glob("model-*.safetensors"))
+    assert len(shards) > 1
+    shards[-1].unlink()
+    message = convert_fails([str(sharded), str(tmp_path / "out")])
+    assert message == (
+        f"spatialboost-convert: error: {sharded}: incomplete checkpoint: {shards[-1].name}, listed in "
+        "model.safetensors.index.json, missing"
+    )
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_non_finite_weights_are_refused(base_checkpoint, tmp_path, value):
+    folder, tensors = base_checkpoint
+    poisoned = tensors[Q_PROJ].clone()
+    poisoned[3, 5] = value
+    bad = with_tensors(folder, {**tensors, Q_PROJ: poisoned}, tmp_path / "bad")
+    assert convert_fails([str(bad), str(tmp_path / "out")]) == (
+        f"spatialboost-convert: error: {bad}: non-finite weights (NaN or Inf) in 1 tensors (model.{Q_PROJ})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("damage", "detail"),
+    [
+        (lambda data: data[: len(data) - 100], "incomplete metadata, file not fully covered"),
+        (lambda data: b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}" + data[18:], "invalid JSON in header"),
+    ],
+    ids=["truncated", "corrupt-header"],
+)
+def test_unreadable_safetensors_file_is_named(base_checkpoint, tmp_path, damage, detail):
+    folder, _ = base_checkpoint
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    (bad / "model.safetensors").write_bytes(damage((folder / "model.safetensors").read_bytes()))
+    message = convert_fails([str(bad), str(tmp_path / "out")])
+    assert message.startswith(
+        f"spatialboost-convert: error: {bad}: model.safetensors is not a readable safetensors file, corrupt or "
+        "truncated (Error while deserializing header: "
+    )
+    assert detail in message and message.endswith("; download it again")
+
+
+def test_duplicate_layers_are_refused(base_checkpoint, tmp_path):
+    folder, _ = base_checkpoint
+    assert convert_fails([str(folder), str(tmp_path / "out"), "--layers", "1", "0", "1"]) == (
+        f"spatialboost-convert: error: {folder}: layers [1] are given more than once in boost_layers (--layers) "
+        "[1, 0, 1]"
+    )
+
+
+@pytest.mark.parametrize("base", ["./no-such-checkpoint", "/no/such/checkpoint", "~/no-such-checkpoint", "a/b/c"])
+def test_local_path_that_does_not_exist_says_so(tmp_path, base):
+    assert convert_fails([base, str(tmp_path / "out")]) == f"spatialboost-convert: error: {base}: no such folder"
+
+
+def test_hub_id_that_cannot_be_loaded_is_named(tmp_path):
+    base = "spatialboost-tests/no-such-model"  # offline in the tests: the Hub cannot be reached
+    assert convert_fails([base, str(tmp_path / "out")]).startswith(
+        f"spatialboost-convert: error: {base}: not a local folder, and it could not be loaded from the Hub: "
+    )
+
+
+def test_convert_error_is_one_line_and_a_nonzero_exit(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "modeling_spatialboost.convert_to_spatialboost", "./no-such-checkpoint", "out"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        timeout=300,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1] == "spatialboost-convert: error: ./no-such-checkpoint: no such folder"
+    )
+    assert not (tmp_path / "out").exists()
