@@ -7,6 +7,7 @@ checkpoint conversion.
 
 from __future__ import annotations
 
+import ast
 import functools
 import io
 import json
@@ -475,3 +476,32 @@ def test_convert_error_is_one_line_and_a_nonzero_exit(tmp_path):
         result.stderr.strip().splitlines()[-1] == "spatialboost-convert: error: ./no-such-checkpoint: no such folder"
     )
     assert not (tmp_path / "out").exists()
+
+
+# -- published artefacts -----------------------------------------------------------------------------------------
+
+REMOTE_CODE = Path(__file__).parents[1] / "modeling_spatialboost"
+REMOTE_CODE_FILES = [
+    "configuration_spatialboost.py",
+    "modeling_spatialboost.py",
+    "configuration_spatialboost_vlm.py",
+    "modeling_spatialboost_vlm.py",
+]
+# What would let a downloaded checkpoint run code: unpickling, evaluating text, starting processes, fetching more.
+FORBIDDEN_MODULES = {"pickle", "dill", "joblib", "marshal", "shelve", "subprocess", "socket", "ctypes", "importlib"}
+FORBIDDEN_MODULES |= {"runpy", "requests", "urllib", "http"}
+FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "torch.load", "os.system", "os.popen", "os.execv"}
+
+
+def test_remote_code_reads_safetensors_only_and_runs_nothing_else(base_checkpoint, tmp_path):
+    folder, _ = base_checkpoint
+    convert_main([str(folder), str(tmp_path / "out")])  # a clean checkpoint still converts
+    weights = {path.name for path in (tmp_path / "out").iterdir() if path.suffix not in (".py", ".json", ".md")}
+    assert weights == {"model.safetensors"}
+    for name in REMOTE_CODE_FILES:
+        for node in ast.walk(ast.parse((REMOTE_CODE / name).read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not {module.split(".")[0] for module in modules} & FORBIDDEN_MODULES, (name, modules)
+            if isinstance(node, ast.Call):
+                assert ast.unparse(node.func) not in FORBIDDEN_CALLS, (name, ast.unparse(node))
