@@ -186,6 +186,7 @@ def llm_builds(tmp_path_factory):
         server.close()
 
 
+@pytest.mark.slow
 def test_endpoint_faults_in_a_build_become_one_counted_skip_and_the_build_goes_on(llm_builds):
     llm, template = llm_builds["llm"], llm_builds["template"]
     assert template["built"] >= 3
@@ -202,6 +203,7 @@ def test_endpoint_faults_in_a_build_become_one_counted_skip_and_the_build_goes_o
 # -- dataset cards -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_card_states_the_writer_used(llm_builds):
     port = llm_builds["url"].split(":")[2].split("/")[0]
     card = (llm_builds["root"] / "llm" / "README.md").read_text()
@@ -462,6 +464,7 @@ def test_hub_id_that_cannot_be_loaded_is_named(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_convert_error_is_one_line_and_a_nonzero_exit(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "modeling_spatialboost.convert_to_spatialboost", "./no-such-checkpoint", "out"],
