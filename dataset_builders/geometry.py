@@ -476,20 +476,32 @@ def _estimate_up_once(
 
 
 def _vertical_inconsistency(normals: np.ndarray, variation: np.ndarray, up: np.ndarray) -> float | None:
-    """Angle between `up` and the up direction the vertical surfaces imply (they are perpendicular to gravity).
+    """Largest angle by which a well-supported vertical surface direction (walls, cabinet fronts) leans out of the
+    plane perpendicular to `up`; `None` when fewer than 200 points look vertical.
 
-    Walls in two or more directions pin the up direction (the direction least along all their normals); one wall
-    direction only says that up lies in its plane, so then the angle out of that plane is returned. `None` when
-    fewer than 200 points look vertical.
+    Wall directions are the modes of the near-horizontal normals (within 5 degrees), refined by the mean of their
+    members, so the mixed normals along box edges do not bias them. A wrong up direction, tilted by an angle towards
+    a wall, makes that wall lean by the same angle.
     """
-    vertical = (variation < 0.02) & (np.abs(normals @ up) < np.sin(np.radians(20.0)))
+    vertical = (variation < 0.02) & (np.abs(normals @ up) < np.sin(np.radians(25.0)))
     if vertical.sum() < 200:
         return None
     wall_normals = normals[vertical]
-    values, vectors = np.linalg.eigh(wall_normals.T @ wall_normals / len(wall_normals))  # ascending
-    if values[1] > 0.1:  # two independent wall directions: the least-aligned direction is up
-        return angle_deg(vectors[:, 0] * np.sign(vectors[:, 0] @ up), up)
-    return float(np.degrees(np.arcsin(min(1.0, abs(float(vectors[:, 2] @ up))))))
+    cos_window = np.cos(np.radians(5.0))
+    seeds = wall_normals[:: max(1, len(wall_normals) // 128)]
+    counts = (np.abs(seeds @ wall_normals.T) > cos_window).sum(axis=1)
+    worst, directions = 0.0, []
+    for index in np.argsort(-counts):
+        if counts[index] < max(100, 0.2 * len(wall_normals)) or len(directions) == 4:
+            break
+        if any(abs(float(seeds[index] @ d)) > np.cos(np.radians(15.0)) for d in directions):
+            continue
+        members = wall_normals[np.abs(wall_normals @ seeds[index]) > cos_window]
+        members = members * np.sign(members @ seeds[index])[:, None]
+        direction = members.mean(axis=0) / np.linalg.norm(members.mean(axis=0))
+        directions.append(direction)
+        worst = max(worst, float(np.degrees(np.arcsin(min(1.0, abs(float(direction @ up)))))))
+    return worst if directions else None
 
 
 def estimate_gravity(
