@@ -230,7 +230,7 @@ class SyntheticSequence:
 
     def __init__(self, scene: Scene, max_cached_views: int = MAX_CACHED_VIEWS):
         self.scene = scene
-        self._views = ViewCache(max_cached_views)
+        self.cache = ViewCache(max_cached_views)
 
     @classmethod
     def generate(
@@ -262,11 +262,11 @@ class SyntheticSequence:
         return FrameCamera(self.scene.poses[frame], self.scene.intrinsics, self.scene.image_size)
 
     def view(self, frame: int) -> PosedView:
-        cached = self._views.get(frame)
+        cached = self.cache.get(frame)
         if cached is not None:
             return cached
         rendering = self.scene.render(frame)
-        return self._views.put(
+        return self.cache.put(
             frame,
             PosedView(
                 f"{self.sequence_id}-frame-{frame}",
@@ -355,7 +355,7 @@ class PosedRGBDSequence:
         max_cached_views: int = MAX_CACHED_VIEWS,
     ):
         self.sequence_id, self.frames, self.thresholds, self.selection = sequence_id, frames, thresholds, selection
-        self._views = ViewCache(max_cached_views)
+        self.cache = ViewCache(max_cached_views)
         self._sizes: dict[int, tuple[int, int]] = {}
 
     @classmethod
@@ -436,7 +436,7 @@ class PosedRGBDSequence:
         return FrameCamera(pose, files.intrinsics, self._sizes[frame])
 
     def view(self, frame: int) -> PosedView:
-        cached = self._views.get(frame)
+        cached = self.cache.get(frame)
         if cached is not None:
             return cached
         files = self.frames[frame]
@@ -454,7 +454,7 @@ class PosedRGBDSequence:
         if files.depth_intrinsics is not None:
             metres = register_depth(metres, files.depth_intrinsics, files.intrinsics, image.size, files.depth_to_color)
         depth = clean_depth(metres, image.size, self.thresholds.min_valid_depth_fraction)
-        return self._views.put(frame, PosedView(files.color.name, image, depth, files.intrinsics, pose))
+        return self.cache.put(frame, PosedView(files.color.name, image, depth, files.intrinsics, pose))
 
 
 @dataclass(frozen=True)
