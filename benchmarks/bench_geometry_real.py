@@ -369,10 +369,13 @@ def main() -> None:
     perception = None
     if args.masks == "perception":
         from dataset_builders.multiturn import MultiturnArguments, make_perception
+        from dataset_builders.perception import BackendUnavailableError
 
+        # The default perception path of an RGB-D folder without masks: the default segmenter (depth is the sensor's).
+        default = MultiturnArguments(source="rgbd", rgbd_layout="redwood", input_dir=str(args.data))
         try:
-            perception = make_perception(MultiturnArguments(source="image_folder", input_dir=str(args.data)))
-        except RuntimeError as error:
+            perception = make_perception(default)
+        except BackendUnavailableError as error:
             print(f"default perception path cannot run here: {error}")
             print(json.dumps({"frames": 0, "perception": "unavailable"}))
             return

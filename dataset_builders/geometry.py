@@ -521,11 +521,15 @@ def estimate_gravity(
     Surface normals (PCA of each point's neighbours) that look horizontal are clustered on the sphere; each mode is
     refined by one plane fit with a shared normal over every horizontal layer below the camera (the floor and the
     furniture tops at their own heights), and the mode with the most layer points wins. The estimate is trusted
-    only when (1) it is not within `max_tilt_deg` of the camera's up direction `-y` is refused, (2) the layers hold
-    at least `min_support` of the points, (3) no other direction has more than `max_ambiguity` of its support,
-    (4) at least `min_confidence` of `resamples` estimates from random 60 % subsets of the points lie within
-    `agreement_deg` of it, and (5) the vertical surfaces, where there are enough of them, agree to within
-    `max_inconsistency_deg`. Otherwise the flagged camera-axes frame is returned, with the reason.
+    only when (1) it lies within `max_tilt_deg` of the camera's up direction `-y`, (2) the layers hold at least
+    `min_support` of the points, (3) no direction more than 5 degrees away has more than `max_ambiguity` of its
+    support, (4) at least `min_confidence` of `resamples` estimates from random 60 % subsets of the points lie
+    within `agreement_deg` of it (the measured confidence), and (5) no well-supported vertical surface leans by more
+    than `max_inconsistency_deg` against it. Otherwise the flagged camera-axes frame is returned, with the reason.
+
+    Measured (`benchmarks/bench_geometry_real.py --estimate-gravity`): within 1.6 degrees of SUN RGB-D's Rtilt on its
+    dense and sparse frames (Rtilt itself levels the floor to about 1.5 degrees), within 0.3 degrees on rendered
+    scenes with Kinect-like noise or 13 % sparse depth and cameras rolled up to 25 degrees.
 
     Args:
         points_camera (`np.ndarray`): `(N, 3)` scene points in the camera frame, a few thousand, without flying
