@@ -555,12 +555,17 @@ class ScanNetFrameSource:
                 )
         self.labels = read_scannet_label_map(label_map)
         intrinsic = self.root / "intrinsic"
+        needed = [intrinsic / "intrinsic_color.txt", intrinsic / "intrinsic_depth.txt", self.root / "color"]
+        missing = [str(path.relative_to(self.root)) for path in needed if not path.exists()]
+        if missing:
+            raise ValueError(f"{self.root} is not a ScanNet export (SensReader): missing {', '.join(missing)}")
         color_k, depth_k = (np.loadtxt(intrinsic / f"intrinsic_{kind}.txt") for kind in ("color", "depth"))
         self.color_intrinsics = Intrinsics(color_k[0, 0], color_k[1, 1], color_k[0, 2], color_k[1, 2])
         self.depth_intrinsics = Intrinsics(depth_k[0, 0], depth_k[1, 1], depth_k[0, 2], depth_k[1, 2])
         self.depth_to_color = scannet_depth_to_color(intrinsic)
         meta = self.root / f"{self.root.name}.txt"
         self.axis_alignment = read_scannet_axis_alignment(meta) if meta.is_file() else None
+        # Frames without a 2D instance mask (the masks cover a subset of the frames) are not listed.
         annotated = {p.stem for p in (self.root / "instance-filt").glob("*.png")}
         colors = sorted(
             (

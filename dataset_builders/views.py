@@ -390,6 +390,11 @@ class PosedRGBDSequence:
         """
         root = Path(root)
         intrinsic = root / "intrinsic"
+        missing = [
+            name for name in ("color", "depth", "pose", "intrinsic/intrinsic_depth.txt") if not (root / name).exists()
+        ]
+        if missing:
+            raise ValueError(f"{root} is not a ScanNet export (SensReader): missing {', '.join(missing)}")
         depth_k = _intrinsics_file(intrinsic / "intrinsic_depth.txt")
         registered = not (intrinsic / "intrinsic_color.txt").is_file()
         color_k = depth_k if registered else _intrinsics_file(intrinsic / "intrinsic_color.txt")

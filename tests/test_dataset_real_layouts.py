@@ -496,3 +496,9 @@ def test_scannet_sequence_reads_poses_without_decoding_and_refuses_bad_ones(tmp_
         with pytest.raises(SkipSample) as info:
             sequence.camera(frame)
         assert info.value.reason == SkipReason.DEGENERATE_POSE
+    shutil.rmtree(root / "pose")
+    with pytest.raises(ValueError, match="not a ScanNet export.*pose"):
+        PosedRGBDSequence.from_scannet(root, Thresholds(), SelectionThresholds())
+    _write_label_map(root / "scannetv2-labels.combined.tsv", [])
+    with pytest.raises(ValueError, match="intrinsic_color"):
+        ScanNetFrameSource(root / "..", Thresholds(), label_map=root / "scannetv2-labels.combined.tsv")
