@@ -313,6 +313,9 @@ class GravityFrame:
         """Answer frame whose `Z` is `up_camera` (a direction in camera coordinates)."""
         z = up_camera / np.linalg.norm(up_camera)
         forward = np.array([0.0, 0.0, 1.0]) - z[2] * z
+        if np.linalg.norm(forward) < 1e-6:
+            # Looking straight down (or up): the optical axis has no horizontal part; forward is the image's up.
+            forward = np.array([0.0, -1.0, 0.0]) - z[1] * z
         y = forward / np.linalg.norm(forward)
         x = np.cross(y, z)
         tilt = float(np.degrees(np.arccos(np.clip(-z[1], -1.0, 1.0))))

@@ -83,6 +83,13 @@ def test_answer_frame_axes_from_pose():
     assert np.linalg.det(frame.rotation) == pytest.approx(1.0)
 
 
+def test_answer_frame_of_a_camera_looking_straight_down():
+    # No horizontal part of the optical axis: forward is the image's up (-y), and the frame stays a rotation.
+    frame = GravityFrame.from_up(np.array([0.0, 0.0, -1.0]))
+    np.testing.assert_allclose(frame.rotation, [[1, 0, 0], [0, -1, 0], [0, 0, -1]], atol=1e-12)
+    assert np.linalg.det(frame.rotation) == pytest.approx(1.0)
+
+
 def test_camera_axes_fallback_is_right_handed_and_named():
     np.testing.assert_array_equal(CAMERA_AXES_FRAME.to_answer(np.array([[1.0, 2.0, 3.0]])), [[1.0, 3.0, -2.0]])
     assert np.linalg.det(CAMERA_AXES_FRAME.rotation) == pytest.approx(1.0)
