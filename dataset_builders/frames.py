@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageOps
+from scipy import ndimage
 
 from .geometry import Intrinsics, valid_depth
 
@@ -26,6 +27,11 @@ class SkipReason(str, enum.Enum):
     CORRUPT_DEPTH = "corrupt_depth"
     DEPTH_SHAPE_MISMATCH = "depth_shape_mismatch"
     INSUFFICIENT_VALID_DEPTH = "insufficient_valid_depth"
+    # Files of the real dataset layouts (`dataset_builders.sources`): a missing or unreadable file of a frame.
+    MISSING_FILE = "missing_file"
+    CORRUPT_CAMERA = "corrupt_camera"
+    CORRUPT_ANNOTATION = "corrupt_annotation"
+    MASK_SHAPE_MISMATCH = "mask_shape_mismatch"
     TOO_FEW_OBJECTS = "too_few_objects"
     NO_POINT_PAIR = "no_point_pair"
     NO_OBJECT_PAIR = "no_object_pair"
@@ -63,11 +69,14 @@ class Instance:
         mask (`np.ndarray`): `(H, W)` boolean mask in the original image frame.
         category (`str`): Category name, as it will appear in the text.
         score (`float`): Detector confidence (1 for ground truth).
+        instance_id (`int`, *optional*): Id of the object in the source's own annotation (e.g. the value in an
+            instance image), so answers can be traced back to it.
     """
 
     mask: np.ndarray
     category: str
     score: float = 1.0
+    instance_id: int | None = None
 
 
 @dataclass
@@ -87,6 +96,12 @@ class Frame:
         intrinsics_origin (`str`): Where intrinsics came from: `synthetic`, `sensor`, `exif`, a depth model, `default`.
         exif_focal_px (`float`, *optional*): Focal length in pixels from EXIF, when present.
         backends (`list[dict[str, str]]`): Perception backends that produced it (`role`, `model_id`, `revision`).
+        up_camera (`np.ndarray`, *optional*): `(3,)` unit vector against gravity in the camera frame, when the
+            dataset knows it (SUN RGB-D's Rtilt, ScanNet's axis alignment, ARKit gravity, a rendered pose); the
+            answer frame then uses it instead of estimating one.
+        up_origin (`str`): Where `up_camera` came from (e.g. `annotated:up_camera`, `sunrgbd:extrinsics`).
+        instances_origin (`str`): Where `instances` came from: `synthetic`, `given` (the dataset's annotation
+            files) or a segmenter's model id.
     """
 
     sample_id: str
@@ -101,6 +116,9 @@ class Frame:
     intrinsics_origin: str = ""
     exif_focal_px: float | None = None
     backends: list[dict[str, str]] = field(default_factory=list)
+    up_camera: np.ndarray | None = None
+    up_origin: str = ""
+    instances_origin: str = ""
 
 
 # EXIF tags: the Exif sub-IFD pointer, and the 35 mm-equivalent focal length inside it.
@@ -161,13 +179,28 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+# A pixel is covered when a valid reading lies within this many pixels (Chebyshev distance). Sparse depth (a point
+# cloud subsampled onto the pixel grid, e.g. SUN RGB-D's 50 000-point clouds: 13 % of the pixels) covers the image
+# as well as dense depth does, while a map that is empty over large areas does not.
+COVERAGE_RADIUS_PX = 2
+
+
+def depth_coverage(valid: np.ndarray, radius: int = COVERAGE_RADIUS_PX) -> float:
+    """Share of the pixels with a valid depth reading within `radius` pixels."""
+    if radius <= 0:
+        return float(valid.mean())
+    return float(ndimage.maximum_filter(valid, size=2 * radius + 1, mode="constant", cval=False).mean())
+
+
 def clean_depth(depth: np.ndarray, image_size: tuple[int, int], min_valid_fraction: float) -> np.ndarray:
     """Float32 depth with NaN wherever the value is not finite and positive; checked against the image size.
 
     Args:
         depth (`np.ndarray`): `(H, W)` depth in metres.
         image_size (`tuple[int, int]`): `(width, height)` of the image it belongs to.
-        min_valid_fraction (`float`): Smallest share of valid pixels.
+        min_valid_fraction (`float`): Smallest share of the image that valid depth must cover (`depth_coverage`:
+            within `COVERAGE_RADIUS_PX` of a reading), so dense maps with large holes are refused and evenly sparse
+            ones are not.
 
     Raises:
         SkipSample: `DEPTH_SHAPE_MISMATCH` or `INSUFFICIENT_VALID_DEPTH`.
@@ -176,6 +209,9 @@ def clean_depth(depth: np.ndarray, image_size: tuple[int, int], min_valid_fracti
         raise SkipSample(SkipReason.DEPTH_SHAPE_MISMATCH, f"depth {depth.shape}, image {image_size}")
     depth = depth.astype(np.float32)
     valid = valid_depth(depth)
-    if valid.mean() < min_valid_fraction:
-        raise SkipSample(SkipReason.INSUFFICIENT_VALID_DEPTH, f"{valid.mean():.1%} valid")
+    coverage = depth_coverage(valid) if valid.mean() < min_valid_fraction else 1.0
+    if coverage < min_valid_fraction:
+        raise SkipSample(
+            SkipReason.INSUFFICIENT_VALID_DEPTH, f"{valid.mean():.1%} valid, covering {coverage:.1%} of the image"
+        )
     return np.where(valid, depth, np.float32(np.nan))

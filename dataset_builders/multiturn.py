@@ -13,14 +13,17 @@ Usage (offline, exact ground truth):
 
     spatialboost-build-multiturn --source synthetic --num-samples 1000 --seed 0 --output-dir multiturn --num-proc 2
 
-Other sources: `--source rgbd --input-dir DIR [--rgbd-layout single_frames]`, `--source image_folder --input-dir DIR`,
-`--source hub --dataset-name org/images`; `--push-to-hub org/name [--private]` uploads the build directory.
+Other sources: `--source rgbd --input-dir DIR [--rgbd-layout redwood|single_frames|annotated|sunrgbd|scannet]` (the
+last three read the dataset's own masks, names, intrinsics and up vector; no segmenter runs), `--source image_folder
+--input-dir DIR`, `--source hub --dataset-name org/images`; `--push-to-hub org/name [--private]` uploads the build
+directory.
 Machines split a build with `--num-shards N --shard-index i`; rerunning the same command resumes.
 """
 
 from __future__ import annotations
 
 import io
+import sys
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -31,13 +34,24 @@ from PIL import Image, ImageDraw, ImageFont
 from . import publishing
 from .building import BuildArguments, ChunkedBuilder, arg, run_build, run_cli
 from .frames import Frame, SkipSample
-from .perception import Perception
+from .perception import BackendUnavailableError, Perception
 from .questions import ORDERS, Conversation, write_conversation
-from .sources import HubImageSource, ImageFolderSource, RGBDSource, SyntheticSource
-from .spatial import Thresholds, analyse
+from .sources import (
+    AnnotatedRGBDSource,
+    HubImageSource,
+    ImageFolderSource,
+    RGBDSource,
+    ScanNetFrameSource,
+    SunRGBDSource,
+    SyntheticSource,
+)
+from .spatial import Thresholds, Tolerances, analyse
 
 
 THRESHOLD_NAMES = list(Thresholds().to_dict())
+TOLERANCE_NAMES = [name for name in Tolerances.__dataclass_fields__ if name != "depth_origin"]
+# RGB-D layouts that carry masks and category names of their own: no segmenter runs on them.
+LAYOUTS_WITH_MASKS = ("annotated", "sunrgbd", "scannet")
 
 # Structured truth of one turn (single-view; the multi-view multi-turn dataset adds `views`).
 TURN_FEATURES = {
@@ -76,6 +90,14 @@ FEATURES = Features(
             "image_height": Value("int32"),
             "gravity_aligned": Value("bool"),
             "gravity_tilt_deg": Value("float64"),
+            "gravity_source": Value("string"),
+            "gravity_confidence": Value("float64"),
+            "gravity_spread_deg": Value("float64"),
+            "gravity_inconsistency_deg": Value("float64"),
+            "gravity_reason": Value("string"),
+            "instances_origin": Value("string"),
+            "sparse_depth": Value("bool"),
+            "tolerances": {"depth_origin": Value("string"), **{name: Value("float64") for name in TOLERANCE_NAMES}},
             "order": Value("string"),
             "dropped_turns": List(Value("string")),
             "backends": List({"role": Value("string"), "model_id": Value("string"), "revision": Value("string")}),
@@ -100,8 +122,13 @@ COLUMN_DOCS = {
     ),
     "provenance": (
         "Source and sample id, build seed and index, whether depth is metric and where depth and intrinsics came "
-        "from, intrinsics (pixels), image size, gravity alignment, turn order, turns left out, perception backends "
-        "(role, model id, revision) and every geometric threshold."
+        "from, intrinsics (pixels), image size; the answer frame: `gravity_aligned`, its tilt from the camera's up, "
+        "`gravity_source` (`given:<origin>` for the dataset's own up vector, `estimated` for a trusted estimate, "
+        "`camera_axes` otherwise), the estimate's `gravity_confidence` (share of resampled estimates within 2 "
+        "degrees), `gravity_spread_deg`, `gravity_inconsistency_deg` (against the walls) and `gravity_reason` "
+        "when not trusted; where the masks came from (`instances_origin`: synthetic, given, or a segmenter), "
+        "whether depth is sparse, the `tolerances` of its depth origin, turn order, turns left out, perception "
+        "backends (role, model id, revision) and every geometric threshold."
     ),
 }
 
@@ -115,8 +142,16 @@ class MultiturnArguments(BuildArguments):
         source (`str`): `synthetic` (default, exact ground truth), `rgbd`, `image_folder` or `hub`.
         order (`str`): Turn order: `forward`, `reverse` or `shuffled` (ablations).
         input_dir (`str`, *optional*): Folder of the `rgbd` and `image_folder` sources.
-        rgbd_layout (`str`): `redwood` (color/, depth/ in mm, camera_primesense.json) or `single_frames`
-            (`{TUM,SUN,NYU}_{color,depth}.*`).
+        rgbd_layout (`str`): `redwood` (color/, depth/ in mm, camera_primesense.json), `single_frames`
+            (`{TUM,SUN,NYU}_{color,depth}.*`), `annotated` (one folder per frame, found recursively: color.jpg,
+            depth.png, camera.json with intrinsics and up_camera, instances.png, objects.json), `sunrgbd` (the
+            official SUN RGB-D release folders) or `scannet` (a ScanNet scene export with its 2D instance masks).
+            The last three carry their own masks, names, intrinsics and up vector (`dataset_builders.sources`).
+        estimate_gravity (`bool`): Ignore the dataset's up vector and estimate gravity from the depth.
+        sunrgbd_depth (`str`): `depth` (raw readings) or `depth_bfx` (the toolbox's hole-filled depth).
+        scannet_label_map (`str`, *optional*): Path of `scannetv2-labels.combined.tsv` (searched next to the scene
+            by default).
+        frame_step (`int`): Every `frame_step`-th annotated ScanNet frame.
         dataset_name (`str`, *optional*): Hub dataset of the `hub` source.
         dataset_split (`str`): Its split.
         dataset_revision (`str`, *optional*): Its revision (pin a commit for reproducible builds).
@@ -128,8 +163,11 @@ class MultiturnArguments(BuildArguments):
         depth_backend (`str`): `depth_pro` or `depth_anything` (sources without depth).
         depth_model (`str`): Model id of the depth backend.
         depth_revision (`str`, *optional*): Its revision.
-        segmenter (`str`): `sam3`, `grounding_dino_sam2`, or `depth_clusters` (no model: depth segments named
-            "object"; for RGB-D without a segmentation model).
+        segmenter (`str`): `sam3`, `grounding_dino_sam2`, or `depth_clusters` (no model, asked for explicitly:
+            connected depth regions off the floor, walls and other large planes, named `depth_cluster_label`; for
+            RGB-D without masks or a segmentation model). Layouts with masks of their own never run one.
+        depth_cluster_label (`str`): Name of the depth-cluster segments in the text (`region` by default; they
+            are not known to be objects, so `object` only when asked for).
         segmenter_model (`str`): SAM3 model id, or the SAM2 one with `grounding_dino_sam2` (e.g.
             `facebook/sam2.1-hiera-tiny`).
         segmenter_revision (`str`, *optional*): Its revision.
@@ -147,7 +185,13 @@ class MultiturnArguments(BuildArguments):
     source: Literal["synthetic", "rgbd", "image_folder", "hub"] = arg("synthetic", "Input source.")
     order: Literal["forward", "reverse", "shuffled"] = arg("forward", "Turn order.")
     input_dir: str | None = arg(None, "Folder of the rgbd / image_folder source.")
-    rgbd_layout: Literal["redwood", "single_frames"] = arg("redwood", "RGB-D folder layout.")
+    rgbd_layout: Literal["redwood", "single_frames", "annotated", "sunrgbd", "scannet"] = arg(
+        "redwood", "RGB-D folder layout."
+    )
+    estimate_gravity: bool = arg(False, "Ignore the dataset's up vector and estimate gravity.")
+    sunrgbd_depth: Literal["depth", "depth_bfx"] = arg("depth", "SUN RGB-D depth folder.")
+    scannet_label_map: str | None = arg(None, "Path of scannetv2-labels.combined.tsv.")
+    frame_step: int = arg(1, "Every frame_step-th annotated ScanNet frame.")
     dataset_name: str | None = arg(None, "Hub dataset of the hub source.")
     dataset_split: str = arg("train", "Split of the hub source.")
     dataset_revision: str | None = arg(None, "Revision of the hub source.")
@@ -160,6 +204,7 @@ class MultiturnArguments(BuildArguments):
     depth_model: str = arg("apple/DepthPro-hf", "Depth model id.")
     depth_revision: str | None = arg(None, "Depth model revision.")
     segmenter: Literal["sam3", "grounding_dino_sam2", "depth_clusters"] = arg("sam3", "Instance segmenter.")
+    depth_cluster_label: str = arg("region", "Name of depth-cluster segments in the text.")
     segmenter_model: str = arg("facebook/sam3", "SAM3 model id, or the SAM2 one with grounding_dino_sam2.")
     segmenter_revision: str | None = arg(None, "Segmenter revision.")
     detector_model: str = arg("IDEA-Research/grounding-dino-tiny", "Grounding DINO id (grounding_dino_sam2).")
@@ -186,6 +231,8 @@ class MultiturnArguments(BuildArguments):
             raise ValueError("--dataset-name is required for source 'hub'")
         if self.source == "synthetic" and self.num_samples is None:
             raise ValueError("--num-samples is required for source 'synthetic'")
+        if self.frame_step < 1:
+            raise ValueError(f"frame_step must be at least 1, got {self.frame_step}")
 
 
 def make_source(args: MultiturnArguments, thresholds: Thresholds):
@@ -195,6 +242,15 @@ def make_source(args: MultiturnArguments, thresholds: Thresholds):
             args.seed, args.num_samples, (args.image_width, args.image_height), (args.min_objects, args.max_objects)
         )
     if args.source == "rgbd":
+        use_up = not args.estimate_gravity
+        if args.rgbd_layout == "annotated":
+            return AnnotatedRGBDSource(args.input_dir, thresholds, use_up_vector=use_up)
+        if args.rgbd_layout == "sunrgbd":
+            return SunRGBDSource(args.input_dir, thresholds, args.sunrgbd_depth, use_up_vector=use_up)
+        if args.rgbd_layout == "scannet":
+            return ScanNetFrameSource(
+                args.input_dir, thresholds, args.scannet_label_map, args.frame_step, use_up_vector=use_up
+            )
         if args.rgbd_layout == "redwood":
             return RGBDSource.from_redwood(args.input_dir, thresholds)
         return RGBDSource.from_single_frames(args.input_dir, thresholds)
@@ -205,10 +261,17 @@ def make_source(args: MultiturnArguments, thresholds: Thresholds):
 
 
 def make_perception(args: MultiturnArguments) -> Perception:
-    """Backends the source needs: none for synthetic scenes, masks for RGB-D, depth and masks for plain images."""
+    """Backends the source needs: none for synthetic scenes, none but a captioner for RGB-D layouts with their own
+    masks, masks for other RGB-D, depth and masks for plain images.
+
+    Raises:
+        BackendUnavailableError: When a backend's weights cannot be loaded (the message names the model and says
+            how to pass masks instead).
+    """
     if args.source == "synthetic":
         return Perception()
-    return Perception.from_arguments(args, needs_depth=args.source in ("image_folder", "hub"))
+    needs_masks = not (args.source == "rgbd" and args.rgbd_layout in LAYOUTS_WITH_MASKS)
+    return Perception.from_arguments(args, needs_depth=args.source in ("image_folder", "hub"), needs_masks=needs_masks)
 
 
 def marker_radius(image: Image.Image) -> int:
@@ -293,6 +356,14 @@ def build_example(
             "image_height": frame.image.height,
             "gravity_aligned": scene.frame.aligned,
             "gravity_tilt_deg": scene.frame.tilt_deg,
+            "gravity_source": scene.gravity.source,
+            "gravity_confidence": scene.gravity.confidence,
+            "gravity_spread_deg": scene.gravity.spread_deg,
+            "gravity_inconsistency_deg": scene.gravity.inconsistency_deg,
+            "gravity_reason": scene.gravity.reason,
+            "instances_origin": frame.instances_origin,
+            "sparse_depth": scene.sparse,
+            "tolerances": scene.tolerances.to_dict(),
             "order": order,
             "dropped_turns": conversation.dropped,
             "backends": frame.backends,
@@ -399,8 +470,9 @@ ds = load_dataset("{args.push_to_hub or "DIR"}", split="train")
 
 Conventions: pixel coordinates `(u, v)` refer to the stored image (column, row from the top-left); depth is the
 distance along the optical axis, in metres with 3 decimals; 3D values are in a gravity-aligned frame centred on
-the camera with x right, y forward (horizontal), z up (camera axes when no floor was found:
-`gravity_aligned=False`, and vertical questions are left out); distances under 0.5 m are written in centimetres.
+the camera with x right, y forward (horizontal), z up; up is the dataset's own up vector where it has one, else
+estimated from the horizontal surfaces with a measured confidence, and camera axes when that is not trustworthy
+(`gravity_aligned=False`: no vertical or cube questions); distances under 0.5 m are written in centimetres.
 Objects are named by category when it is unique in the image, otherwise by a letter drawn on them. Near-ties are
 never asked; yes/no and left/right answers are balanced.
 
@@ -444,8 +516,12 @@ and of the perception models' outputs applies.
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point `spatialboost-build-multiturn`."""
-    run_cli(MultiturnArguments, build, argv)
+    """Console entry point `spatialboost-build-multiturn`; exits 2 with the reason when a backend cannot load."""
+    try:
+        run_cli(MultiturnArguments, build, argv)
+    except BackendUnavailableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from error
 
 
 if __name__ == "__main__":

@@ -86,6 +86,8 @@ PROVENANCE_FEATURES = {
     "anchor_covisibility": Value("float64"),
     "neighbour_covisibility": List(Value("float64")),
     "lpips": Value("float64"),
+    "candidates": Value("int32"),
+    "skipped_frames": List(Value("string")),
     "intrinsics": List(
         {"fx": Value("float64"), "fy": Value("float64"), "cx": Value("float64"), "cy": Value("float64")}
     ),
@@ -121,7 +123,9 @@ COLUMN_DOCS = {
     ),
     "provenance": (
         "Source, sample id, seed and index; number of views and the frames of the source sequence they are; "
-        "view selection (method, anchors' covisibility, covisibility of consecutive views, LPIPS when measured); "
+        "view selection (method, anchors' covisibility, covisibility of consecutive views, LPIPS when measured, "
+        "how many later frames were measured, and the reason of every frame passed over: invalid pose, missing or "
+        "corrupt file, other size); "
         "per-view intrinsics and camera-to-world poses (row-major 4x4); writer; every threshold."
     ),
 }
@@ -143,7 +147,9 @@ class MultiviewVQAArguments(BuildArguments):
         reconstruction_revision (`str`, *optional*): Their revision.
         device (`str`): Torch device of the reconstruction model.
         rgbd_layout (`str`): `redwood` (color/, depth/ in mm, camera_primesense.json, trajectory.log) or `scannet`
-            (color/, depth/, pose/N.txt, intrinsic/intrinsic_depth.txt).
+            (a SensReader export: color/ at full resolution with intrinsic/intrinsic_color.txt, depth/ with
+            intrinsic_depth.txt, pose/N.txt; depth is registered onto the colour image, frames with invalid poses
+            are skipped and counted).
         image_width (`int`): Synthetic image width.
         image_height (`int`): Synthetic image height.
         min_objects (`int`): Fewest objects per synthetic scene.
@@ -153,6 +159,7 @@ class MultiviewVQAArguments(BuildArguments):
         selection (`str`): `covisibility` (offline) or `lpips_and_covisibility` (needs `lpips` and its weights).
         min_covisibility (`float`): Lower end of the anchors' covisibility band.
         max_covisibility (`float`): Upper end of the band.
+        max_candidates (`int`): Later frames per anchor whose covisibility is measured (bounded work on long scans).
         writer (`str`): `template` (default, deterministic) or `llm` (an OpenAI-compatible endpoint rewrites the
             template's questions and answers; its key is read from `SPATIALBOOST_LLM_API_KEY` or `OPENAI_API_KEY`
             only, so it never reaches the manifest or the card).
@@ -180,6 +187,7 @@ class MultiviewVQAArguments(BuildArguments):
     selection: Literal["covisibility", "lpips_and_covisibility"] = arg("covisibility", "View selection.")
     min_covisibility: float = arg(SelectionThresholds.min_covisibility, "Lower end of the covisibility band.")
     max_covisibility: float = arg(SelectionThresholds.max_covisibility, "Upper end of the covisibility band.")
+    max_candidates: int = arg(SelectionThresholds.max_candidates, "Later frames measured per anchor.")
     writer: Literal["template", "llm"] = arg("template", "Question writer.")
     llm_base_url: str | None = arg(None, "OpenAI-compatible endpoint of the llm writer.")
     llm_model: str | None = arg(None, "Model of the llm writer.")
@@ -200,6 +208,8 @@ class MultiviewVQAArguments(BuildArguments):
                 f"need 0 <= min_covisibility < max_covisibility <= 1, got {self.min_covisibility}, "
                 f"{self.max_covisibility}"
             )
+        if self.max_candidates < 1:
+            raise ValueError(f"max_candidates must be at least 1, got {self.max_candidates}")
         if self.frames_per_scene < 8:
             raise ValueError(f"frames_per_scene must be at least 8 (8-view samples), got {self.frames_per_scene}")
         self.mix()  # validates
@@ -215,7 +225,11 @@ class MultiviewVQAArguments(BuildArguments):
         return mix
 
     def selection_thresholds(self) -> SelectionThresholds:
-        return SelectionThresholds(min_covisibility=self.min_covisibility, max_covisibility=self.max_covisibility)
+        return SelectionThresholds(
+            min_covisibility=self.min_covisibility,
+            max_covisibility=self.max_covisibility,
+            max_candidates=self.max_candidates,
+        )
 
     def thresholds(self) -> Thresholds:
         """The geometric thresholds with this build's near-tie depth margins."""
@@ -596,6 +610,10 @@ def build_example(
             "anchor_covisibility": selection_result.anchor_covisibility,
             "neighbour_covisibility": selection_result.neighbour_covisibility,
             "lpips": selection_result.lpips,
+            "candidates": selection_result.candidates,
+            "skipped_frames": [
+                reason for reason, count in sorted(selection_result.skipped_frames.items()) for _ in range(count)
+            ],
             "intrinsics": [
                 {"fx": v.intrinsics.fx, "fy": v.intrinsics.fy, "cx": v.intrinsics.cx, "cy": v.intrinsics.cy}
                 for v in views
@@ -638,7 +656,8 @@ class MultiviewVQABuilder(ChunkedBuilder):
     """
 
     features = FEATURES
-    counters = ("views",)
+    # Frames passed over while selecting views, by reason, summed over the samples that met them.
+    counters = ("views", "skipped_frames")
 
     def __init__(self, args: MultiviewVQAArguments, thresholds: Thresholds):
         self.selection = args.selection_thresholds()
@@ -673,7 +692,7 @@ class MultiviewVQABuilder(ChunkedBuilder):
         )
 
     def count(self, row: dict) -> dict:
-        return {"views": [str(row["provenance"]["num_views"])]}
+        return {"views": [str(row["provenance"]["num_views"])], "skipped_frames": row["provenance"]["skipped_frames"]}
 
 
 def build(args: MultiviewVQAArguments, thresholds: Thresholds | None = None) -> dict:

@@ -6,7 +6,8 @@ transformers classes:
 
 - metric depth: Depth Pro (which also estimates the focal length) or Depth Anything V2 metric;
 - instance masks with labels: SAM3 prompted with category names, or Grounding DINO boxes refined by SAM2; without
-  a model, `DepthClusterSegmenter` cuts depth into segments (RGB-D frames only);
+  a model and only when asked for, `DepthClusterSegmenter` cuts depth into unnamed regions (RGB-D frames only).
+  Sources with masks of their own (the annotated, SUN RGB-D and ScanNet layouts) run no segmenter;
 - captions: Florence-2.
 
 Intrinsics of a plain image come, in order of preference, from EXIF (35 mm-equivalent focal length), from Depth
@@ -34,7 +35,7 @@ from transformers import (
 )
 
 from .frames import Frame, Instance, clean_depth
-from .geometry import Intrinsics, depth_edges, estimate_gravity_frame, unproject
+from .geometry import Intrinsics, depth_edges, estimate_gravity, unproject, valid_depth
 
 
 DEFAULT_FIELD_OF_VIEW_DEG = 60.0
@@ -47,6 +48,37 @@ KNOWN_LICENCES = {
     "facebook/sam2.1-hiera-tiny": "apache-2.0",
     "florence-community/Florence-2-base": "mit",
 }
+
+
+class BackendUnavailableError(RuntimeError):
+    """A perception backend's weights cannot be loaded (offline and not cached, a wrong id, a gated model)."""
+
+
+_MASK_HINT = (
+    "Frames with masks of their own need no segmenter: use --source rgbd --rgbd-layout annotated, sunrgbd or "
+    "scannet, whose instance masks and names are read from the files (formats in dataset_builders/sources.py). "
+    "Otherwise make the weights available (huggingface-cli download {model_id}, then run with HF_HUB_OFFLINE=1), or "
+    "ask for unnamed depth regions with --segmenter depth_clusters."
+)
+_HINTS = {
+    "depth": "Sources with depth of their own (--source rgbd) need no depth model. Otherwise make the weights "
+    "available (huggingface-cli download {model_id}, then run with HF_HUB_OFFLINE=1).",
+    "segmentation": _MASK_HINT,
+    "caption": "Leave --captioner-model unset to write captions from the objects, or make the weights available "
+    "(huggingface-cli download {model_id}).",
+}
+
+
+def load_pretrained(loader, model_id: str, revision: str | None, role: str):
+    """`loader.from_pretrained(model_id, revision=revision)`, or a `BackendUnavailableError` that names the model and
+    says what to do instead, for a `role` of `depth`, `segmentation` or `caption`."""
+    try:
+        return loader.from_pretrained(model_id, revision=revision)
+    except (OSError, ValueError) as error:  # transformers reports missing files, offline hubs and bad ids so
+        raise BackendUnavailableError(
+            f"the {role} model {model_id!r} (revision {revision or 'main'}) cannot be loaded: {error}\n"
+            + _HINTS[role].format(model_id=model_id)
+        ) from error
 
 
 @dataclass
@@ -73,9 +105,9 @@ class DepthProEstimator:
     def __init__(self, model_id: str, revision: str | None = None, device: str = "cpu", model=None, processor=None):
         self.model_id, self.revision, self.device = model_id, revision, device
         self.model = (
-            (model or DepthProForDepthEstimation.from_pretrained(model_id, revision=revision)).to(device).eval()
+            (model or load_pretrained(DepthProForDepthEstimation, model_id, revision, "depth")).to(device).eval()
         )
-        self.processor = processor or DepthProImageProcessor.from_pretrained(model_id, revision=revision)
+        self.processor = processor or load_pretrained(DepthProImageProcessor, model_id, revision, "depth")
 
     @torch.inference_mode()
     def __call__(self, images: list[Image.Image]) -> list[DepthPrediction]:
@@ -101,9 +133,9 @@ class DepthAnythingEstimator:
     def __init__(self, model_id: str, revision: str | None = None, device: str = "cpu", model=None, processor=None):
         self.model_id, self.revision, self.device = model_id, revision, device
         self.model = (
-            (model or AutoModelForDepthEstimation.from_pretrained(model_id, revision=revision)).to(device).eval()
+            (model or load_pretrained(AutoModelForDepthEstimation, model_id, revision, "depth")).to(device).eval()
         )
-        self.processor = processor or AutoProcessor.from_pretrained(model_id, revision=revision)
+        self.processor = processor or load_pretrained(AutoProcessor, model_id, revision, "depth")
         if self.model.config.depth_estimation_type != "metric":
             raise ValueError(f"{model_id} predicts relative depth; a metric Depth Anything V2 checkpoint is required")
 
@@ -163,8 +195,8 @@ class Sam3Segmenter:
     ):
         self.model_id, self.revision, self.device, self.categories = model_id, revision, device, list(categories)
         self.threshold, self.mask_threshold, self.max_iou = threshold, mask_threshold, max_iou
-        self.model = (model or Sam3Model.from_pretrained(model_id, revision=revision)).to(device).eval()
-        self.processor = processor or AutoProcessor.from_pretrained(model_id, revision=revision)
+        self.model = (model or load_pretrained(Sam3Model, model_id, revision, "segmentation")).to(device).eval()
+        self.processor = processor or load_pretrained(AutoProcessor, model_id, revision, "segmentation")
 
     @torch.inference_mode()
     def __call__(self, frames: list[Frame]) -> list[list[Instance]]:
@@ -227,11 +259,13 @@ class GroundedSam2Segmenter:
         self.revision = f"{detector_revision or 'main'} + {segmenter_revision or 'main'}"
         self.categories, self.device = list(categories), device
         self.box_threshold, self.text_threshold, self.max_iou = box_threshold, text_threshold, max_iou
-        self.detector = GroundingDinoForObjectDetection.from_pretrained(detector_id, revision=detector_revision)
+        self.detector = load_pretrained(
+            GroundingDinoForObjectDetection, detector_id, detector_revision, "segmentation"
+        )
         self.detector.to(device).eval()
-        self.detector_processor = AutoProcessor.from_pretrained(detector_id, revision=detector_revision)
-        self.segmenter = Sam2Model.from_pretrained(segmenter_id, revision=segmenter_revision).to(device).eval()
-        self.segmenter_processor = AutoProcessor.from_pretrained(segmenter_id, revision=segmenter_revision)
+        self.detector_processor = load_pretrained(AutoProcessor, detector_id, detector_revision, "segmentation")
+        self.segmenter = load_pretrained(Sam2Model, segmenter_id, segmenter_revision, "segmentation").to(device).eval()
+        self.segmenter_processor = load_pretrained(AutoProcessor, segmenter_id, segmenter_revision, "segmentation")
         self.prompt = " ".join(f"{category}." for category in self.categories)
 
     @torch.inference_mode()
@@ -274,16 +308,25 @@ class GroundedSam2Segmenter:
 
 
 class DepthClusterSegmenter:
-    """Model-free instance masks for frames with depth: connected regions between depth edges, off the floor.
+    """Model-free instance masks for frames with depth: connected regions between depth jumps, without the room.
 
-    Segments are labelled `object`, so they are always named by a drawn letter. Meant for RGB-D data without a
-    segmentation model; objects standing apart on a floor come out as one segment each.
+    Only runs when asked for (`--segmenter depth_clusters`). Its regions are not known to be objects, so they are
+    named `label` (`region` by default) and always told apart by a drawn letter. Left out: the floor (points near
+    the lowest horizontal layer, when a trustworthy up direction is found), planar regions wider than
+    `max_plane_extent_m` or cut by the image border (walls, floor patches, ceilings, doors), regions farther than
+    `max_depth_m`, and regions narrower than `min_extent_m` or wider than `max_extent_m`. Objects standing apart on
+    a floor come out as one region each.
 
     Args:
-        edge_jump (`float`): Relative depth jump that separates segments.
+        edge_jump (`float`): Relative depth jump that separates regions.
         floor_distance_m (`float`): Points this close to the floor height are floor.
-        min_area_fraction (`float`): Smallest segment, as a share of the image.
-        max_area_fraction (`float`): Largest segment (walls and other large surfaces are left out).
+        min_area_fraction (`float`): Smallest region, as a share of the image.
+        max_area_fraction (`float`): Largest region (walls and other large surfaces are left out).
+        max_plane_extent_m (`float`): Planar regions wider than this are structure, not objects.
+        max_depth_m (`float`): Regions whose median depth is beyond this are background.
+        min_extent_m (`float`): Regions narrower than this (specks, fragments) are left out.
+        max_extent_m (`float`): Regions wider than this (more than furniture: walls meeting the ceiling) too.
+        label (`str`): Category name given to every region.
     """
 
     role = "segmentation"
@@ -296,9 +339,17 @@ class DepthClusterSegmenter:
         floor_distance_m: float = 0.04,
         min_area_fraction: float = 0.003,
         max_area_fraction: float = 0.15,
+        max_plane_extent_m: float = 1.5,
+        max_depth_m: float = 6.0,
+        min_extent_m: float = 0.1,
+        max_extent_m: float = 3.0,
+        label: str = "region",
     ):
         self.edge_jump, self.floor_distance_m = edge_jump, floor_distance_m
         self.min_area_fraction, self.max_area_fraction = min_area_fraction, max_area_fraction
+        self.max_plane_extent_m, self.max_depth_m = max_plane_extent_m, max_depth_m
+        self.min_extent_m, self.max_extent_m = min_extent_m, max_extent_m
+        self.label = label
 
     def __call__(self, frames: list[Frame]) -> list[list[Instance]]:
         return [self._segment(frame) for frame in frames]
@@ -312,20 +363,42 @@ class DepthClusterSegmenter:
             return []
         points = unproject(us.astype(np.float64), vs.astype(np.float64), depth[vs, us].astype(np.float64), k)
         rng = np.random.default_rng(0)
-        sample = points[rng.choice(len(points), size=min(len(points), 4000), replace=False)]
-        gravity = estimate_gravity_frame(sample, rng)
+        sample = points[rng.choice(len(points), size=min(len(points), 6000), replace=False)]
+        gravity = estimate_gravity(sample, rng).frame
         if gravity.aligned:
             heights = points @ gravity.rotation[2]
             floor = np.abs(heights - np.percentile(heights, 2)) < self.floor_distance_m
             free[vs[floor], us[floor]] = False
         labels, count = ndimage.label(free)
         areas = np.bincount(labels.ravel(), minlength=count + 1)
-        keep = [
-            i
-            for i in range(1, count + 1)
-            if self.min_area_fraction * height * width <= areas[i] <= self.max_area_fraction * height * width
-        ]
-        return [Instance(labels == i, "object") for i in keep]
+        instances = []
+        for i in range(1, count + 1):
+            if not self.min_area_fraction * height * width <= areas[i] <= self.max_area_fraction * height * width:
+                continue
+            mask = labels == i
+            if self._is_object(mask, depth, k):
+                instances.append(Instance(mask, self.label))
+        return instances
+
+    def _is_object(self, mask: np.ndarray, depth: np.ndarray, k: Intrinsics) -> bool:
+        vs, us = np.nonzero(mask & valid_depth(depth))
+        if len(vs) < 30:
+            return False
+        pick = np.linspace(0, len(vs) - 1, min(len(vs), 2000)).astype(int)
+        points = unproject(us[pick].astype(np.float64), vs[pick].astype(np.float64), depth[vs[pick], us[pick]], k)
+        if np.median(points[:, 2]) > self.max_depth_m:
+            return False
+        centred = points - points.mean(axis=0)
+        _, singular, axes = np.linalg.svd(centred, full_matrices=False)
+        extent = np.ptp(centred @ axes.T, axis=0)  # along the principal axes, largest first
+        if extent[0] < self.min_extent_m or extent[0] > self.max_extent_m:
+            return False
+        # Planar: almost every point within 2 cm (or the sensor noise there) of the best plane. A plane wider than
+        # furniture, or one the image border cuts (a patch of wall or floor in a corner), is the room.
+        residual = np.abs(centred @ axes[2])
+        planar = np.mean(residual < np.maximum(0.02, 0.005 * points[:, 2] ** 2)) > 0.9
+        touches_border = bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+        return not (planar and (extent[0] > self.max_plane_extent_m or touches_border))
 
 
 class Florence2Captioner:
@@ -356,11 +429,11 @@ class Florence2Captioner:
     ):
         self.model_id, self.revision, self.device = model_id, revision, device
         self.max_new_tokens, self.num_beams = max_new_tokens, num_beams
-        self.model = (model or Florence2ForConditionalGeneration.from_pretrained(model_id, revision=revision)).to(
+        self.model = (model or load_pretrained(Florence2ForConditionalGeneration, model_id, revision, "caption")).to(
             device
         )
         self.model.eval()
-        self.processor = processor or AutoProcessor.from_pretrained(model_id, revision=revision)
+        self.processor = processor or load_pretrained(AutoProcessor, model_id, revision, "caption")
 
     @torch.inference_mode()
     def __call__(self, images: list[Image.Image]) -> list[tuple[str, str]]:
@@ -411,14 +484,21 @@ class Perception:
         ]
 
     @classmethod
-    def from_arguments(cls, args, needs_depth: bool) -> Perception:
-        """Backends named by `MultiturnArguments` (`needs_depth`: the source has no depth of its own)."""
+    def from_arguments(cls, args, needs_depth: bool, needs_masks: bool = True) -> Perception:
+        """Backends named by `MultiturnArguments` (`needs_depth` / `needs_masks`: the source has no depth / masks of
+        its own; with masks of its own no segmenter is built, so none is loaded or run).
+
+        Raises:
+            BackendUnavailableError: When a model's weights cannot be loaded.
+        """
         depth = None
         if needs_depth:
             estimator = DepthProEstimator if args.depth_backend == "depth_pro" else DepthAnythingEstimator
             depth = estimator(args.depth_model, args.depth_revision, args.device)
-        if args.segmenter == "depth_clusters":
-            segmenter = DepthClusterSegmenter()
+        if not needs_masks:
+            segmenter = None
+        elif args.segmenter == "depth_clusters":
+            segmenter = DepthClusterSegmenter(label=args.depth_cluster_label)
         elif args.segmenter == "sam3":
             segmenter = Sam3Segmenter(args.segmenter_model, args.categories, args.segmenter_revision, args.device)
         else:
@@ -454,6 +534,7 @@ class Perception:
         if needing and self.segmenter is not None:
             for frame, instances in zip(needing, self.segmenter(needing), strict=True):
                 frame.instances = instances
+                frame.instances_origin = self.segmenter.model_id
         needing = [f for f in frames if f.captions is None]
         if needing and self.captioner is not None:
             for frame, captions in zip(needing, self.captioner([f.image for f in needing]), strict=True):

@@ -19,14 +19,22 @@ import numpy as np
 
 from .frames import SkipReason, SkipSample
 from .geometry import above, centre_distance, in_front_of, left_of
-from .spatial import SceneObjectEstimate, SpatialScene, Thresholds, mask_anchor
+from .spatial import (
+    DEPTH_ORIGIN_ERRORS,
+    SceneObjectEstimate,
+    SpatialScene,
+    Thresholds,
+    cube_tolerance,
+    mask_anchor,
+    relation_margin,
+)
 
 
 ORDERS = ("forward", "reverse", "shuffled")
-# Measured on synthetic scenes (tests/test_dataset_multiturn.py holds it): eroded, subsampled visible surfaces
-# give cube centres within 5 cm and sizes within 10 cm of the true boxes (yaw within a degree).
-CUBE_TOLERANCE_M = 0.1
-DISTANCE_TOLERANCE_FRACTION = 0.02
+# Tolerances and near-tie margins per depth origin live in `spatial.DEPTH_ORIGIN_ERRORS` (each scene carries its
+# own, `SpatialScene.tolerances`); these are the synthetic ones, which the multi-view builders use.
+CUBE_TOLERANCE_M = max(DEPTH_ORIGIN_ERRORS["synthetic"].size_m, DEPTH_ORIGIN_ERRORS["synthetic"].centre_m)
+DISTANCE_TOLERANCE_FRACTION = DEPTH_ORIGIN_ERRORS["synthetic"].distance_fraction
 DEPTH_TOLERANCE_M = 0.0005  # rounding to 3 decimals
 
 _NUMBER_WORDS = [
@@ -161,7 +169,7 @@ def _pixel_turns(
                 continue
             if partner is not None:
                 near = min(depth[v, u], depth[partner[1], partner[0]])
-                margin = max(thresholds.depth_margin_m, thresholds.depth_margin_fraction * near)
+                margin = max(scene.tolerances.depth_margin_m, scene.tolerances.depth_margin_fraction * near)
                 if abs(depth[v, u] - depth[partner[1], partner[0]]) < margin:
                     continue
             return u, v
@@ -316,7 +324,7 @@ def _relation_turn(
     )
 
 
-def _cube_turn(obj: SceneObjectEstimate, name: _Namer, rng: np.random.Generator) -> TurnTruth:
+def _cube_turn(obj: SceneObjectEstimate, name: _Namer, rng: np.random.Generator, tolerance: float) -> TurnTruth:
     cube = obj.cube
     x, y, z = cube.center
     w, length, h = cube.size
@@ -342,7 +350,7 @@ def _cube_turn(obj: SceneObjectEstimate, name: _Namer, rng: np.random.Generator)
         f"({x:.3f}, {y:.3f}, {z:.3f})",
         None,
         "m",
-        CUBE_TOLERANCE_M,
+        tolerance,
         vector=vector,
         objects=[name(obj)],
         object_ids=[obj.index],
@@ -350,7 +358,7 @@ def _cube_turn(obj: SceneObjectEstimate, name: _Namer, rng: np.random.Generator)
 
 
 def _distance_turn(
-    a: SceneObjectEstimate, b: SceneObjectEstimate, name: _Namer, rng: np.random.Generator
+    a: SceneObjectEstimate, b: SceneObjectEstimate, name: _Namer, rng: np.random.Generator, fraction: float
 ) -> TurnTruth:
     distance = centre_distance(a.cube, b.cube)
     question = _pick(
@@ -377,7 +385,7 @@ def _distance_turn(
         text,
         distance,
         unit,
-        DISTANCE_TOLERANCE_FRACTION * distance,
+        fraction * distance,
         objects=[name(a), name(b)],
         object_ids=[a.index, b.index],
     )
@@ -436,11 +444,13 @@ def write_conversation(
         if kind == "above_below" and not scene.frame.aligned:
             dropped.append(kind)
             continue
-        margin = thresholds.relation_margin_m
-        pair = next((p for p in pairs if predicate(p[0].cube, p[1].cube, margin) is not None), None)
+        pair = next(
+            (p for p in pairs if predicate(p[0].cube, p[1].cube, relation_margin(scene, kind, *p)) is not None), None
+        )
         if pair is None:
             dropped.append(kind)
             continue
+        margin = relation_margin(scene, kind, *pair)
         used_pairs.append(pair)
         object_turns.append(
             _relation_turn(kind, predicate, true_word, false_word, shorts, templates, pair, name, margin, rng)
@@ -453,13 +463,13 @@ def write_conversation(
     if cube_object is None:
         dropped.append("cube")
     else:
-        object_turns.append(_cube_turn(cube_object, name, rng))
+        object_turns.append(_cube_turn(cube_object, name, rng, cube_tolerance(scene, cube_object)))
     partners = [o for o in preferred[1:] + measurable if o is not cube_object]
     if cube_object is None or not partners:
         dropped.append("distance")
         scene_turns = []
     else:
-        scene_turns = [_distance_turn(cube_object, partners[0], name, rng)]
+        scene_turns = [_distance_turn(cube_object, partners[0], name, rng, scene.tolerances.distance_fraction)]
     if not object_turns:
         raise SkipSample(SkipReason.NO_OBJECT_PAIR, "every pair of objects is a near-tie")
 

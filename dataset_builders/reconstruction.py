@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from .geometry import Intrinsics, valid_depth
-from .views import PosedView
+from .views import FrameCamera, PosedView
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Reconstruction:
 
 
 class ReconstructedSequence:
-    """A reconstruction as a sequence of posed views (`views.select_views` reads `len()` and `view(i)`).
+    """A reconstruction as a sequence of posed views (`views.select_views` reads `len()`, `camera(i)`, `view(i)`).
 
     Args:
         sequence_id (`str`): Name recorded in provenance.
@@ -56,6 +56,10 @@ class ReconstructedSequence:
 
     def view(self, frame: int) -> PosedView:
         return self.reconstruction.views[frame]
+
+    def camera(self, frame: int) -> FrameCamera:
+        view = self.reconstruction.views[frame]
+        return FrameCamera(view.camera_to_world, view.intrinsics, view.image.size)
 
 
 class FrameFolderSource:

@@ -14,6 +14,11 @@ depth and poses.
 Covisibility of views `a` and `b` is the share of `a`'s pixels (with valid depth) whose 3D point lands inside `b`
 at the depth `b` measures there (so occluded points do not count), taken the smaller way round: `min(a->b, b->a)`.
 Poses are camera-to-world matrices in the OpenCV camera convention of `dataset_builders.geometry`.
+
+Selection streams through a sequence: a later frame is a candidate only if its pose (read without decoding the
+frame) lets it see enough of the anchor's points, at most `max_candidates` candidates per anchor are decoded and
+measured, and sequences keep at most `max_cached_views` decoded views. A frame that cannot be used (invalid pose,
+missing or corrupt file, another size) is skipped and counted in the selection, and the sample goes on.
 """
 
 from __future__ import annotations
@@ -21,16 +26,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-from dataclasses import dataclass, replace
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from .frames import SkipReason, SkipSample, clean_depth, decode_image
-from .geometry import Intrinsics, project, unproject, valid_depth
+from .geometry import Intrinsics, project, register_depth, unproject, valid_depth
 from .scenes import Scene, generate_scene, look_at
-from .sources import decode_depth_millimetres
+from .sources import decode_depth_millimetres, scannet_depth_to_color
 from .spatial import Thresholds
 
 
@@ -50,6 +56,11 @@ class SelectionThresholds:
         depth_agreement (`float`): Relative depth difference under which a reprojected point counts as seen.
         depth_agreement_m (`float`): Absolute part of the same test (sensor noise at short range).
         max_pose_error (`float`): Largest deviation of a pose's rotation from orthonormal (`|R^T R - I|`, max entry).
+        max_candidates (`int`): Later frames per anchor whose covisibility is measured (decoded), spread evenly over
+            those whose pose can see enough of the anchor.
+        frustum_points (`int`): Anchor points projected with the poses alone to find those frames.
+        frustum_slack (`float`): How far below `min_covisibility` the pose-only share may be (it bounds the measured
+            share from above, up to the sampling of the points).
     """
 
     min_covisibility: float = 0.3
@@ -58,6 +69,9 @@ class SelectionThresholds:
     depth_agreement: float = 0.03
     depth_agreement_m: float = 0.02
     max_pose_error: float = 1e-3
+    max_candidates: int = 24
+    frustum_points: int = 400
+    frustum_slack: float = 0.05
 
     def to_dict(self) -> dict[str, float]:
         return {key: float(value) for key, value in self.__dict__.items()}
@@ -108,6 +122,59 @@ class PosedView:
         with np.errstate(invalid="ignore"):
             agree = np.abs(measured - z) < thresholds.depth_agreement * z + thresholds.depth_agreement_m
         return inside & agree
+
+
+@dataclass(frozen=True)
+class FrameCamera:
+    """What the poses alone say about a frame, without decoding it.
+
+    Args:
+        camera_to_world (`np.ndarray`): `(4, 4)` pose.
+        intrinsics (`Intrinsics`): Of the (colour) image.
+        size (`tuple[int, int]`): `(width, height)` of the image.
+    """
+
+    camera_to_world: np.ndarray
+    intrinsics: Intrinsics
+    size: tuple[int, int]
+
+    def frustum_share(self, world: np.ndarray) -> float:
+        """Share of world points in front of the camera and inside its image: an upper bound on how many of them it
+        can see, whatever its depth shows."""
+        camera = (world - self.camera_to_world[:3, 3]) @ self.camera_to_world[:3, :3]
+        in_front = camera[:, 2] > 1e-3
+        u, v, _ = project(np.where(in_front[:, None], camera, 1.0), self.intrinsics)
+        width, height = self.size
+        inside = in_front & (u > -0.5) & (u < width - 0.5) & (v > -0.5) & (v < height - 0.5)
+        return float(inside.mean()) if len(world) else 0.0
+
+
+class ViewCache:
+    """Least-recently-used decoded views, at most `capacity` of them (memory stays bounded on long scans)."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._views: OrderedDict[int, PosedView] = OrderedDict()
+
+    def get(self, frame: int) -> PosedView | None:
+        view = self._views.get(frame)
+        if view is not None:
+            self._views.move_to_end(frame)
+        return view
+
+    def put(self, frame: int, view: PosedView) -> PosedView:
+        self._views[frame] = view
+        self._views.move_to_end(frame)
+        while len(self._views) > self.capacity:
+            self._views.popitem(last=False)
+        return view
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+
+# Decoded views each sequence keeps (a 1296x968 ScanNet view with its registered depth is about 9 MB).
+MAX_CACHED_VIEWS = 16
 
 
 def check_pose(pose: np.ndarray, max_error: float, view_id: str = "") -> np.ndarray:
@@ -161,9 +228,9 @@ class SyntheticSequence:
         scene (`Scene`): Scene whose `poses` are the path.
     """
 
-    def __init__(self, scene: Scene):
+    def __init__(self, scene: Scene, max_cached_views: int = MAX_CACHED_VIEWS):
         self.scene = scene
-        self._views: dict[int, PosedView] = {}
+        self.cache = ViewCache(max_cached_views)
 
     @classmethod
     def generate(
@@ -191,10 +258,17 @@ class SyntheticSequence:
     def __len__(self) -> int:
         return len(self.scene.poses)
 
+    def camera(self, frame: int) -> FrameCamera:
+        return FrameCamera(self.scene.poses[frame], self.scene.intrinsics, self.scene.image_size)
+
     def view(self, frame: int) -> PosedView:
-        if frame not in self._views:
-            rendering = self.scene.render(frame)
-            self._views[frame] = PosedView(
+        cached = self.cache.get(frame)
+        if cached is not None:
+            return cached
+        rendering = self.scene.render(frame)
+        return self.cache.put(
+            frame,
+            PosedView(
                 f"{self.sequence_id}-frame-{frame}",
                 Image.fromarray(rendering.image),
                 rendering.depth,
@@ -202,8 +276,8 @@ class SyntheticSequence:
                 rendering.camera_to_world,
                 rendering.instances,
                 {obj.instance_id: obj.category for obj in self.scene.objects},
-            )
-        return self._views[frame]
+            ),
+        )
 
 
 def read_trajectory_log(path: str | Path) -> list[np.ndarray]:
@@ -221,19 +295,44 @@ def _numeric(path: Path) -> tuple[int, str]:
 
 @dataclass(frozen=True)
 class PosedFrameFiles:
-    """Files of one posed RGB-D frame (ScanNet-like and Redwood folders).
+    """Files of one posed RGB-D frame (ScanNet and Redwood folders).
 
     Args:
         color (`Path`): Colour image.
         depth (`Path`): 16-bit depth in millimetres.
-        intrinsics (`Intrinsics`): Of the colour image, registered to depth.
-        camera_to_world (`np.ndarray`): `(4, 4)` pose.
+        intrinsics (`Intrinsics`): Of the colour image.
+        camera_to_world (`np.ndarray`, *optional*): `(4, 4)` pose of the colour camera; `None` when its file could
+            not be read (`pose_problem` says why).
+        depth_intrinsics (`Intrinsics`, *optional*): Of the depth image when it differs from the colour image (other
+            size or camera); the depth is then registered onto the colour grid (`geometry.register_depth`).
+        depth_to_color (`np.ndarray`, *optional*): `(4, 4)` depth-to-colour camera transform (identity if `None`).
+        pose_problem (`str`): Why the pose could not be read.
     """
 
     color: Path
     depth: Path
     intrinsics: Intrinsics
-    camera_to_world: np.ndarray
+    camera_to_world: np.ndarray | None
+    depth_intrinsics: Intrinsics | None = None
+    depth_to_color: np.ndarray | None = None
+    pose_problem: str = ""
+
+
+def _read_pose(path: Path) -> tuple[np.ndarray | None, str]:
+    """A 4x4 pose from a text file, or `None` and why (ScanNet writes `-inf` rows for lost tracking; those parse
+    and are refused by `check_pose`)."""
+    try:
+        values = np.array(path.read_text().split(), dtype=np.float64)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        return None, f"{path.name}: {error}"
+    if values.size != 16:
+        return None, f"{path.name}: {values.size} numbers, expected 16"
+    return values.reshape(4, 4), ""
+
+
+def _intrinsics_file(path: Path) -> Intrinsics:
+    matrix = np.loadtxt(path)
+    return Intrinsics(matrix[0, 0], matrix[1, 1], matrix[0, 2], matrix[1, 2])
 
 
 class PosedRGBDSequence:
@@ -244,6 +343,7 @@ class PosedRGBDSequence:
         frames (`list[PosedFrameFiles]`): In capture order.
         thresholds (`Thresholds`): Input limits of the single-view builder (image size, valid depth share).
         selection (`SelectionThresholds`): Pose checks.
+        max_cached_views (`int`): Decoded views kept (least recently used first out).
     """
 
     def __init__(
@@ -252,9 +352,11 @@ class PosedRGBDSequence:
         frames: list[PosedFrameFiles],
         thresholds: Thresholds,
         selection: SelectionThresholds,
+        max_cached_views: int = MAX_CACHED_VIEWS,
     ):
         self.sequence_id, self.frames, self.thresholds, self.selection = sequence_id, frames, thresholds, selection
-        self._views: dict[int, PosedView] = {}
+        self.cache = ViewCache(max_cached_views)
+        self._sizes: dict[int, tuple[int, int]] = {}
 
     @classmethod
     def from_redwood(
@@ -279,31 +381,73 @@ class PosedRGBDSequence:
     def from_scannet(
         cls, root: str | Path, thresholds: Thresholds, selection: SelectionThresholds
     ) -> PosedRGBDSequence:
-        """A ScanNet export: `color/N.jpg`, `depth/N.png` (mm), `pose/N.txt` (camera-to-world 4x4) and
-        `intrinsic/intrinsic_depth.txt` (4x4). Colour must be registered to depth at its size (`--resize` exports);
-        ScanNet marks lost tracking with `-inf` poses, which become `DEGENERATE_POSE` skips.
+        """A ScanNet export (SensReader): `color/N.jpg` at full resolution (1296x968) with
+        `intrinsic/intrinsic_color.txt`, `depth/N.png` (640x480, mm) with `intrinsic/intrinsic_depth.txt`, the
+        sensors' `extrinsic_{color,depth}.txt` when present, and `pose/N.txt` (camera-to-world 4x4). Depth is
+        registered onto the colour grid, so every answer refers to the colour image. An export whose colour was
+        resized to the depth (no `intrinsic_color.txt`) uses the depth intrinsics for both. Lost tracking (ScanNet
+        writes `-inf` poses) and unreadable poses make that frame a `DEGENERATE_POSE` skip.
         """
         root = Path(root)
-        matrix = np.loadtxt(root / "intrinsic" / "intrinsic_depth.txt")
-        intrinsics = Intrinsics(matrix[0, 0], matrix[1, 1], matrix[0, 2], matrix[1, 2])
-        colors = sorted((p for p in (root / "color").iterdir() if p.suffix.lower() in (".jpg", ".png")), key=_numeric)
-        frames = [
-            PosedFrameFiles(
-                c, root / "depth" / f"{c.stem}.png", intrinsics, np.loadtxt(root / "pose" / f"{c.stem}.txt")
-            )
-            for c in colors
+        intrinsic = root / "intrinsic"
+        missing = [
+            name for name in ("color", "depth", "pose", "intrinsic/intrinsic_depth.txt") if not (root / name).exists()
         ]
+        if missing:
+            raise ValueError(f"{root} is not a ScanNet export (SensReader): missing {', '.join(missing)}")
+        depth_k = _intrinsics_file(intrinsic / "intrinsic_depth.txt")
+        registered = not (intrinsic / "intrinsic_color.txt").is_file()
+        color_k = depth_k if registered else _intrinsics_file(intrinsic / "intrinsic_color.txt")
+        depth_to_color = None if registered else scannet_depth_to_color(intrinsic)
+        colors = sorted((p for p in (root / "color").iterdir() if p.suffix.lower() in (".jpg", ".png")), key=_numeric)
+        frames = []
+        for color in colors:
+            pose, problem = _read_pose(root / "pose" / f"{color.stem}.txt")
+            frames.append(
+                PosedFrameFiles(
+                    color,
+                    root / "depth" / f"{color.stem}.png",
+                    color_k,
+                    pose,
+                    None if registered else depth_k,
+                    depth_to_color,
+                    problem,
+                )
+            )
         return cls(root.name, frames, thresholds, selection)
 
     def __len__(self) -> int:
         return len(self.frames)
 
+    def _pose(self, frame: int) -> np.ndarray:
+        files = self.frames[frame]
+        if files.camera_to_world is None:
+            raise SkipSample(SkipReason.DEGENERATE_POSE, f"frame {frame}: {files.pose_problem}")
+        return check_pose(files.camera_to_world, self.selection.max_pose_error, files.color.name)
+
+    def camera(self, frame: int) -> FrameCamera:
+        """Pose, intrinsics and image size of a frame, reading only the image header; `SkipSample` when its pose
+        is invalid or its image is missing or unreadable."""
+        pose = self._pose(frame)
+        files = self.frames[frame]
+        if frame not in self._sizes:
+            try:
+                with Image.open(files.color) as image:
+                    self._sizes[frame] = image.size
+            except FileNotFoundError as error:
+                raise SkipSample(SkipReason.MISSING_VIEW, f"frame {frame}: {files.color.name} is missing") from error
+            except (OSError, SyntaxError, ValueError) as error:
+                raise SkipSample(SkipReason.CORRUPT_IMAGE, f"frame {frame}: {error}") from error
+        return FrameCamera(pose, files.intrinsics, self._sizes[frame])
+
     def view(self, frame: int) -> PosedView:
-        if frame in self._views:
-            return self._views[frame]
+        cached = self.cache.get(frame)
+        if cached is not None:
+            return cached
         files = self.frames[frame]
         if not files.color.exists() or not files.depth.exists():
             raise SkipSample(SkipReason.MISSING_VIEW, f"frame {frame}: {files.color.name} or its depth is missing")
+        pose = self._pose(frame)
         image, _ = decode_image(
             files.color.read_bytes(), self.thresholds.min_image_side, self.thresholds.max_image_pixels
         )
@@ -311,10 +455,11 @@ class PosedRGBDSequence:
             raw = np.asarray(Image.open(files.depth))
         except (OSError, SyntaxError, ValueError) as error:
             raise SkipSample(SkipReason.CORRUPT_DEPTH, str(error)) from error
-        depth = clean_depth(decode_depth_millimetres(raw), image.size, self.thresholds.min_valid_depth_fraction)
-        pose = check_pose(files.camera_to_world, self.selection.max_pose_error, files.color.name)
-        self._views[frame] = PosedView(files.color.name, image, depth, files.intrinsics, pose)
-        return self._views[frame]
+        metres = decode_depth_millimetres(raw)
+        if files.depth_intrinsics is not None:
+            metres = register_depth(metres, files.depth_intrinsics, files.intrinsics, image.size, files.depth_to_color)
+        depth = clean_depth(metres, image.size, self.thresholds.min_valid_depth_fraction)
+        return self.cache.put(frame, PosedView(files.color.name, image, depth, files.intrinsics, pose))
 
 
 @dataclass(frozen=True)
@@ -327,6 +472,8 @@ class ViewSelection:
         anchor_covisibility (`float`): Covisibility of the two anchors.
         neighbour_covisibility (`list[float]`): Covisibility of each consecutive pair of the sample's views.
         lpips (`float`, *optional*): LPIPS distance of the anchors, when measured.
+        skipped_frames (`dict[str, int]`): Frames passed over while selecting, by `SkipReason` value.
+        candidates (`int`): Later frames whose covisibility with the first anchor was measured.
     """
 
     frames: list[int]
@@ -334,6 +481,8 @@ class ViewSelection:
     anchor_covisibility: float
     neighbour_covisibility: list[float]
     lpips: float | None = None
+    skipped_frames: dict[str, int] = field(default_factory=dict)
+    candidates: int = 0
 
 
 class LpipsScorer:
@@ -371,6 +520,15 @@ class LpipsScorer:
             return float(self.model(tensor(a), tensor(b)).item())
 
 
+def _frame_or_skip(get, frame: int, skipped: Counter):
+    """`get(frame)`, or `None` with the frame's skip reason counted."""
+    try:
+        return get(frame)
+    except SkipSample as skip:
+        skipped[skip.reason.value] += 1
+        return None
+
+
 def select_views(
     sequence,
     start: int,
@@ -381,8 +539,14 @@ def select_views(
 ) -> ViewSelection:
     """Anchors `start` and a later frame with covisibility (and LPIPS, when given) in band, plus frames between.
 
+    Streaming (module docstring): later frames whose pose cannot see `min_covisibility` of the anchor's points are
+    passed over without decoding; of the rest at most `thresholds.max_candidates`, spread evenly, are decoded and
+    measured. Frames that cannot be used are skipped and counted (`ViewSelection.skipped_frames`); frames between
+    the anchors are the usable ones nearest to even spacing.
+
     Args:
-        sequence (`SyntheticSequence` or `PosedRGBDSequence`): Frames with `len()` and `view(i)`.
+        sequence (`SyntheticSequence`, `PosedRGBDSequence` or `ReconstructedSequence`): Frames with `len()`,
+            `camera(i)` (pose, intrinsics and size without decoding) and `view(i)`.
         start (`int`): First anchor.
         num_views (`int`): 2, 4 or 8.
         thresholds (`SelectionThresholds`): Band and measurement settings.
@@ -390,22 +554,55 @@ def select_views(
         lpips (`LpipsScorer`, *optional*): When given, the anchors' LPIPS distance must lie in `LPIPS_BAND` too.
 
     Raises:
-        SkipSample: `TOO_FEW_VIEWS_BETWEEN`, `NO_OVERLAP`, `NO_VIEW_PAIR_IN_BAND`, `VIEW_SIZE_MISMATCH`, or a frame's
-            own reason (missing, corrupt, degenerate pose).
+        SkipSample: The first anchor's own reason (missing, corrupt, degenerate pose); `TOO_FEW_VIEWS_BETWEEN`;
+            `NO_OVERLAP` or `NO_VIEW_PAIR_IN_BAND`; or, when no later frame could be measured because those that
+            could were unusable, their most common reason.
     """
     first = sequence.view(start)
-    partners = list(range(start + num_views - 1, len(sequence)))
-    if not partners:
+    later = range(start + num_views - 1, len(sequence))
+    if len(later) == 0:
         raise SkipSample(SkipReason.TOO_FEW_VIEWS_BETWEEN, f"{num_views} views from frame {start} of {len(sequence)}")
-    in_band, best = [], 0.0
-    for frame in partners:
-        view = sequence.view(frame)
+    skipped: Counter = Counter()
+    # Points of the anchor that the poses alone are checked against (a frame that cannot hold a share of them in
+    # its image cannot see that share, whatever its depth shows).
+    flat = np.flatnonzero(valid_depth(first.depth))
+    if len(flat) == 0:
+        raise SkipSample(SkipReason.NO_OVERLAP, f"frame {start} has no valid depth")
+    sample = rng.choice(flat, size=min(len(flat), thresholds.frustum_points), replace=False)
+    rows, cols = np.divmod(sample, first.depth.shape[1])
+    anchor_points = first.world_points(cols, rows)
+    reachable = []
+    for frame in later:
+        camera = _frame_or_skip(sequence.camera, frame, skipped)
+        if camera is None:
+            continue
+        if camera.size != first.image.size:
+            skipped[SkipReason.VIEW_SIZE_MISMATCH.value] += 1
+            continue
+        if camera.frustum_share(anchor_points) >= thresholds.min_covisibility - thresholds.frustum_slack:
+            reachable.append(frame)
+    if len(reachable) > thresholds.max_candidates:
+        # Evenly spread, from a random offset: near and far partners alike, bounded work per anchor.
+        step = len(reachable) / thresholds.max_candidates
+        offset = rng.uniform(0, step)
+        reachable = [reachable[int(offset + i * step)] for i in range(thresholds.max_candidates)]
+    in_band, best, measured = [], 0.0, 0
+    for frame in reachable:
+        view = _frame_or_skip(sequence.view, frame, skipped)
+        if view is None:
+            continue
         if view.image.size != first.image.size:
-            raise SkipSample(SkipReason.VIEW_SIZE_MISMATCH, f"{first.image.size} and {view.image.size}")
+            skipped[SkipReason.VIEW_SIZE_MISMATCH.value] += 1
+            continue
+        measured += 1
         value = covisibility(first, view, thresholds, rng)
         best = max(best, value)
         if thresholds.min_covisibility <= value <= thresholds.max_covisibility:
             in_band.append((frame, value))
+    if measured == 0 and skipped:
+        # Nothing measured because the frames that could have been were unusable: say why.
+        reason = SkipReason(skipped.most_common(1)[0][0])
+        raise SkipSample(reason, f"no usable later frame for frame {start}: {dict(skipped)}")
     if best == 0.0:
         raise SkipSample(SkipReason.NO_OVERLAP, f"frame {start} shares nothing with any later frame")
     lpips_value = None
@@ -418,10 +615,23 @@ def select_views(
     end, anchor_value = in_band[int(rng.integers(len(in_band)))]
     if lpips is not None:
         lpips_value = lpips_of[end]
-    frames = [int(round(f)) for f in np.linspace(start, end, num_views)]
-    views = [sequence.view(f) for f in frames]
-    for view in views:
-        if view.image.size != first.image.size:
-            raise SkipSample(SkipReason.VIEW_SIZE_MISMATCH, f"{first.image.size} and {view.image.size}")
+    frames, views = [start], [first]
+    targets = np.linspace(start, end, num_views)[1:-1]
+    for position, target in enumerate(targets):
+        # The usable frame nearest to even spacing, after the previous one and leaving room for the rest.
+        low, high = frames[-1] + 1, end - (len(targets) - position)
+        order = sorted(range(low, high + 1), key=lambda f: (abs(f - target), f))
+        for frame in order:
+            view = _frame_or_skip(sequence.view, frame, skipped)
+            if view is not None and view.image.size == first.image.size:
+                frames.append(frame)
+                views.append(view)
+                break
+            if view is not None:
+                skipped[SkipReason.VIEW_SIZE_MISMATCH.value] += 1
+        else:
+            raise SkipSample(SkipReason.TOO_FEW_VIEWS_BETWEEN, f"no usable frames between {start} and {end}")
+    frames.append(end)
+    views.append(sequence.view(end))
     neighbours = [covisibility(a, b, thresholds, rng) for a, b in zip(views[:-1], views[1:], strict=True)]
-    return ViewSelection(frames, views, anchor_value, neighbours, lpips_value)
+    return ViewSelection(frames, views, anchor_value, neighbours, lpips_value, dict(skipped), measured)

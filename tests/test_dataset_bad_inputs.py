@@ -2,6 +2,7 @@
 
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -90,7 +91,8 @@ def test_depth_with_nan_inf_and_zeros_gives_correct_samples(rendered):
             assert np.isfinite(depth[v, u]) and depth[v, u] > 0
             if turn["kind"] == "absolute_depth":
                 assert turn["value"] == pytest.approx(float(rendered.depth[v, u]))
-    mostly_invalid = np.where(np.random.default_rng(0).random(depth.shape) < 0.8, 0.0, depth)
+    # Depth missing over 80 % of the image (evenly sparse depth, a subsampled point cloud, covers it and is kept).
+    mostly_invalid = np.where(np.arange(depth.shape[1])[None, :] < 0.8 * depth.shape[1], 0.0, depth)
     assert _reason(lambda: clean_depth(mostly_invalid, frame.image.size, 0.3)) == SkipReason.INSUFFICIENT_VALID_DEPTH
     assert _reason(lambda: clean_depth(depth[:100], frame.image.size, 0.3)) == SkipReason.DEPTH_SHAPE_MISMATCH
 
@@ -143,11 +145,11 @@ def _write_rgbd(root, name, color_bytes, depth_image):
 
 def test_build_over_every_bad_input_completes_with_typed_counts(tmp_path):
     source = SyntheticSource(seed=9, num_samples=8)
-    frames = [source.load(i) for i in range(8)]
-    k = frames[0].intrinsics
+    k = source.scene(0).intrinsics
+    # A Redwood-layout folder has one intrinsics file, so every scene is rendered with the first one's (with the
+    # wrong focal length, walls and floor would not be perpendicular, and gravity would rightly not be trusted).
+    frames = [replace(source.scene(i), intrinsics=k).render(0) for i in range(8)]
     root = tmp_path / "rgbd"
-    # A Redwood-layout folder has one intrinsics file; the scenes' fields of view differ a little, which changes
-    # no count checked here.
     root.mkdir()
     (root / "camera_primesense.json").write_text(
         json.dumps({"width": 640, "height": 480, "intrinsic_matrix": [k.fx, 0, 0, 0, k.fy, 0, k.cx, k.cy, 1]})
@@ -156,7 +158,7 @@ def test_build_over_every_bad_input_completes_with_typed_counts(tmp_path):
     def depth_png(frame):
         return Image.fromarray(np.round(frame.depth * 1000).astype(np.uint16))
 
-    rgb = [f.image for f in frames]
+    rgb = [Image.fromarray(f.image) for f in frames]
     jpeg = _encode(rgb[0], "JPEG")
     cases = {
         "00_truncated": (jpeg[: len(jpeg) // 3], depth_png(frames[0])),

@@ -84,7 +84,7 @@ def test_card_documents_every_column_and_the_settings(built):
     assert card.data.license == "cc-by-4.0"
     for column in FEATURES:
         assert f"`{column}`" in card.text and column in COLUMN_DOCS
-    for key in ("seed", "num_samples", "order", "relation_margin_m", "min_top_elevation_deg"):
+    for key in ("seed", "num_samples", "order", "relation_margin_m", "max_top_row_m"):
         assert f"`{key}`" in card.text
     assert "2603.22057" in card.text and f"built {manifest['built']}" in card.text
 

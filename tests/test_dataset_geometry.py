@@ -1,4 +1,5 @@
-"""The conventions of `dataset_builders.geometry`, predicate by predicate, on synthetic scenes with exact truth."""
+"""The conventions of `dataset_builders.geometry`, predicate by predicate, on synthetic scenes with exact truth, and
+the cleaning, gravity and registration steps that real depth needs."""
 
 import numpy as np
 import pytest
@@ -9,20 +10,25 @@ from dataset_builders.geometry import (
     GravityFrame,
     Intrinsics,
     above,
+    angle_deg,
     canonical_yaw,
     centre_distance,
     closest_point_distance,
+    connected_parts,
     depth_edges,
+    discontinuities,
     erode_mask,
+    estimate_gravity,
     estimate_gravity_frame,
     fit_cube,
     in_front_of,
-    largest_component,
     left_of,
     occluded_boundary_fraction,
     project,
-    remove_statistical_outliers,
+    register_depth,
+    sparse_window_px,
     unproject,
+    valid_neighbour_share,
 )
 from dataset_builders.scenes import generate_scene, look_at
 
@@ -74,6 +80,13 @@ def test_answer_frame_axes_from_pose():
     to_camera = pose[:3, :3].T  # world -> camera rotation
     for world_axis, expected in ((np.eye(3)[0], [1, 0, 0]), (np.eye(3)[1], [0, 1, 0]), (np.eye(3)[2], [0, 0, 1])):
         np.testing.assert_allclose(frame.to_answer((to_camera @ world_axis)[None])[0], expected, atol=1e-12)
+    assert np.linalg.det(frame.rotation) == pytest.approx(1.0)
+
+
+def test_answer_frame_of_a_camera_looking_straight_down():
+    # No horizontal part of the optical axis: forward is the image's up (-y), and the frame stays a rotation.
+    frame = GravityFrame.from_up(np.array([0.0, 0.0, -1.0]))
+    np.testing.assert_allclose(frame.rotation, [[1, 0, 0], [0, -1, 0], [0, 0, -1]], atol=1e-12)
     assert np.linalg.det(frame.rotation) == pytest.approx(1.0)
 
 
@@ -198,18 +211,119 @@ def test_mask_cleaning_steps():
     depth[0, 0] = np.nan
     edges = depth_edges(depth, 0.05)
     assert edges[:, 19:21].all() and not edges[5:, 5:18].any() and edges[0, 0] and edges[1, 0]
-    split = mask & ~edges
-    kept = largest_component(split | (np.arange(40)[None, :] < 3) & (np.arange(40)[:, None] < 3))
-    assert kept.sum() == split[:, :19].sum()  # the larger side, not the corner speck
 
 
-def test_statistical_outliers_removed():
+def test_discontinuities_flag_both_sides_of_jumps_but_not_holes():
+    depth = np.full((40, 40), 2.0, np.float32)
+    depth[:, 20:] = 4.0
+    depth[5:9, 5:9] = np.nan  # a dropout inside the near surface
+    flagged = discontinuities(depth, 0.05, radius=1)
+    assert flagged[:, 19].all() and flagged[:, 20].all()
+    assert not flagged[:, :19].any() and not flagged[:, 21:].any()  # the hole's border is not an edge
+    # A slanted surface changes depth smoothly: nothing flagged.
+    ramp = np.tile(np.linspace(2.0, 3.0, 40, dtype=np.float32), (40, 1))
+    assert not discontinuities(ramp, 0.05).any()
+    # Sparse depth: the window reaches the next readings, so the jump is still found.
     rng = np.random.default_rng(0)
-    cloud = rng.normal(0, 0.05, (500, 3))
-    outliers = np.array([[2.0, 2.0, 2.0], [-3.0, 1.0, 0.5]])
-    kept = remove_statistical_outliers(np.vstack([cloud, outliers]), 8, 3.0)
-    assert not any((np.abs(kept - o).sum(axis=1) < 1e-9).any() for o in outliers)
-    assert len(kept) >= 490
+    sparse = np.where(rng.random(depth.shape) < 0.15, np.nan_to_num(depth, nan=2.0), np.nan).astype(np.float32)
+    share = valid_neighbour_share(sparse)
+    assert share < 0.5 and sparse_window_px(share) >= 2 and sparse_window_px(0.9) == 1
+    found = discontinuities(sparse, 0.05, radius=sparse_window_px(share))
+    assert found[:, 15:25].sum() > 0.5 * np.isfinite(sparse[:, 17:23]).sum()
+    assert not found[:, :14].any() and not found[:, 26:].any()
+
+
+def test_connected_parts_keep_pieces_of_one_object_and_drop_far_specks():
+    rng = np.random.default_rng(0)
+    # A mattress and a headboard behind it, 0.3 m apart (two large parts), a few points right next to the
+    # mattress, and a speck 1 m away (a stray reading).
+    mattress = rng.uniform([0, 0, 0], [1.6, 2.0, 0.02], (3000, 3))
+    headboard = rng.uniform([0, 2.3, 0], [1.6, 2.32, 1.0], (1500, 3))
+    near = rng.uniform([1.65, 0.5, 0], [1.7, 0.6, 0.05], (10, 3))
+    speck = rng.uniform([3.0, 3.0, 0.0], [3.05, 3.05, 0.05], (20, 3))
+    points = np.vstack([mattress, headboard, near, speck])
+    kept = connected_parts(points, part_gap_m=0.15, min_part_share=0.01)
+    assert kept[: 3000 + 1500 + 10].all() and not kept[-20:].any()
+    # With a part share above the headboard's, only the largest part and what is within the gap stay.
+    strict = connected_parts(points, part_gap_m=0.15, min_part_share=0.5)
+    assert strict[:3000].all() and not strict[3000:4500].any() and strict[4500:4510].all()
+
+
+def _rolled_room_points(rng, roll_deg, noise=True, share=1.0):
+    """Points of a rendered room seen by a rolled, low camera, with Kinect-like noise or subsampling."""
+    from dataclasses import replace
+
+    scene = generate_scene(11)
+    position = scene.poses[0][:3, 3].copy()
+    position[2] = 1.3
+    pose = look_at(position, position + np.array([0.3, 3.0, -0.6]), roll=np.radians(roll_deg))
+    scene = replace(scene, poses=[pose])
+    rendering = scene.render(0)
+    depth = rendering.depth.astype(np.float64)
+    if noise:
+        depth = depth + rng.normal(size=depth.shape) * (0.0012 + 0.0019 * np.maximum(depth - 0.4, 0) ** 2)
+    vs, us = np.nonzero(rng.random(depth.shape) < share)
+    pick = rng.choice(len(vs), 6000, replace=False)
+    points = unproject(us[pick].astype(float), vs[pick].astype(float), depth[vs[pick], us[pick]], scene.intrinsics)
+    return points, pose[:3, :3].T @ np.array([0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("roll_deg, share", [(0.0, 1.0), (14.0, 1.0), (-20.0, 0.13)])
+def test_gravity_estimate_is_trusted_and_accurate_on_noisy_rolled_views(roll_deg, share):
+    rng = np.random.default_rng(3)
+    points, up = _rolled_room_points(rng, roll_deg, share=share)
+    estimate = estimate_gravity(points, rng)
+    assert estimate.frame.aligned and estimate.source == "estimated" and not estimate.reason
+    assert estimate.confidence >= 0.9 and estimate.spread_deg < 2.0
+    assert angle_deg(estimate.frame.rotation[2], up) < 1.5
+
+
+def test_gravity_estimate_refuses_ambiguous_and_unsupported_views():
+    rng = np.random.default_rng(0)
+    # Two large tilted planes below the camera, 20 degrees apart, equally supported: no trustworthy up.
+    planes = []
+    for tilt in (-10.0, 10.0):
+        normal = np.array([np.sin(np.radians(tilt)), -np.cos(np.radians(tilt)), 0.0])
+        basis = np.linalg.svd(normal[None])[2][1:]
+        offset = np.array([2.0 * np.sign(tilt), 0.0, 3.0])
+        planes.append(rng.uniform(-1.5, 1.5, (3000, 2)) @ basis - normal * 1.2 + offset)
+    ambiguous = estimate_gravity(np.vstack(planes), rng)
+    assert not ambiguous.frame.aligned and ambiguous.frame is CAMERA_AXES_FRAME and ambiguous.reason
+    # A wall only: nothing horizontal below the camera.
+    wall = np.column_stack([rng.uniform(-2, 2, 3000), rng.uniform(-1, 1, 3000), np.full(3000, 3.0)])
+    unsupported = estimate_gravity(wall, rng)
+    assert not unsupported.frame.aligned and "horizontal" in unsupported.reason
+
+
+def test_register_depth_reads_the_sensor_value_along_each_colour_ray():
+    rng = np.random.default_rng(0)
+    depth_k, color_k = Intrinsics(290.0, 290.0, 159.5, 119.5), Intrinsics(580.0, 580.0, 319.5, 239.5)
+    depth = rng.uniform(1.0, 4.0, (240, 320)).astype(np.float32)
+    depth[10:20, 10:20] = 0.0  # no reading
+    registered = register_depth(depth, depth_k, color_k, (640, 480))
+    assert registered.shape == (480, 640)
+    # Every colour pixel holds the reading of the depth pixel its ray passes through.
+    for u, v in [(0, 0), (321, 200), (639, 479), (100, 50)]:
+        col = round((u - color_k.cx) / color_k.fx * depth_k.fx + depth_k.cx)
+        row = round((v - color_k.cy) / color_k.fy * depth_k.fy + depth_k.cy)
+        expected = depth[row, col] if depth[row, col] > 0 else np.nan
+        np.testing.assert_equal(registered[v, u], expected)
+    assert set(np.unique(registered[np.isfinite(registered)])) <= set(np.unique(depth[depth > 0]))
+    # A colour camera 5 cm to the right: points move left in its image; the z-buffer keeps the nearer surface.
+    wall = np.full((240, 320), 3.0, np.float32)
+    wall[:, 150:170] = 1.0  # a near post
+    shift = np.eye(4)
+    shift[0, 3] = -0.05
+    moved = register_depth(wall, depth_k, color_k, (640, 480), shift)
+    post = np.isclose(moved, 1.0)
+    expected_shift = -0.05 * color_k.fx / 1.0
+    columns = np.nonzero(post.any(axis=0))[0]
+    original = (np.array([150, 169]) - depth_k.cx) / depth_k.fx * color_k.fx + color_k.cx
+    assert (
+        abs(columns.min() - (original[0] + expected_shift)) <= 2
+        and abs(columns.max() - (original[1] + expected_shift)) <= 3
+    )
+    assert np.isclose(moved[240, int(np.mean(columns))], 1.0)
 
 
 def test_occlusion_share_counts_in_front_and_touching_from_above_only():

@@ -43,8 +43,9 @@ from transformers import (
 )
 
 from dataset_builders.frames import Frame, Instance
-from dataset_builders.multiturn import MultiturnArguments, build, build_example
+from dataset_builders.multiturn import MultiturnArguments, build, build_example, make_perception
 from dataset_builders.perception import (
+    BackendUnavailableError,
     DepthAnythingEstimator,
     DepthClusterSegmenter,
     DepthProEstimator,
@@ -187,20 +188,40 @@ def test_depth_anything_relative_checkpoints_are_refused(depth_anything_dir, tmp
         DepthAnythingEstimator(str(tmp_path))
 
 
-def test_depth_cluster_segments_match_synthetic_masks():
+def test_depth_cluster_segments_match_synthetic_masks_and_are_never_the_room():
     source = SyntheticSource(seed=12, num_samples=6)
     matched, segments = 0, 0
     for index in range(6):
         frame = source.load(index)
         truth = frame.instances
         found = DepthClusterSegmenter()([frame])[0]
-        assert all(inst.category == "object" for inst in found)
+        assert all(inst.category == "region" for inst in found)
         for inst in found:
             segments += 1
             ious = [(inst.mask & t.mask).sum() / (inst.mask | t.mask).sum() for t in truth]
             matched += max(ious, default=0) >= 0.7
+            # Floor, walls and ceiling (no instance) never make up most of a region.
+            on_objects = np.any([t.mask for t in truth], axis=0) if truth else np.zeros_like(inst.mask)
+            assert (inst.mask & on_objects).sum() > 0.5 * inst.mask.sum()
     # Most depth segments are one true object each (objects that touch or stand on others merge).
     assert segments >= 12 and matched / segments >= 0.6
+    assert DepthClusterSegmenter(label="object")([source.load(0)])[0][0].category == "object"
+
+
+def test_missing_segmenter_weights_name_the_model_and_how_to_pass_masks(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    missing = str(tmp_path / "no-such-sam3")
+    with pytest.raises(BackendUnavailableError) as info:
+        Sam3Segmenter(missing, ["chair"])
+    message = str(info.value)
+    assert missing in message and "--rgbd-layout annotated" in message and "depth_clusters" in message
+    # Sources with masks of their own build no segmenter at all, so missing weights do not matter to them.
+    args = MultiturnArguments(
+        source="rgbd", rgbd_layout="annotated", input_dir=str(tmp_path), segmenter_model=missing, output_dir="x"
+    )
+    assert make_perception(args).segmenter is None
+    with pytest.raises(BackendUnavailableError):
+        make_perception(MultiturnArguments(source="rgbd", input_dir=str(tmp_path), segmenter_model=missing))
 
 
 def _tiny_clip_tokenizer(directory):
