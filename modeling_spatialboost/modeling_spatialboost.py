@@ -326,6 +326,10 @@ class SpatialBoostMixin:
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         # Adds two things: a base checkpoint (no Attn⁺ weights) converts, Attn⁺ starting as a copy of the loaded
         # Attn; and the image processor saved beside the weights becomes `model.image_processor`.
+        if pretrained_model_name_or_path is None:
+            # transformers' `from_pretrained(None, config=..., state_dict=...)`: no checkpoint folder, nothing to
+            # read from the Hub, no processor to attach.
+            return super().from_pretrained(None, *args, **kwargs)
         hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
         checkpoint_type = cls.config_class.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)[0][
             "model_type"
