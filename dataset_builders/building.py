@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
 from . import publishing
-from .frames import SkipSample
+from .frames import BackendUnavailableError, SkipSample
 from .spatial import Thresholds
 
 
@@ -278,6 +278,9 @@ def run_cli(arguments_class: type[BuildArguments], build: Callable[[BuildArgumen
     except YieldTooLowError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
+    except BackendUnavailableError as error:  # names the model and what to do instead; a traceback adds nothing
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from error
     views = f" (views: {manifest['views'] or 'none'})" if "views" in manifest else ""
     print(
         f"built {manifest['built']} of {manifest['attempted']} samples into {args.output_dir}{views}; "

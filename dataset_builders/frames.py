@@ -48,6 +48,11 @@ class SkipReason(str, enum.Enum):
     LLM_INCONSISTENT = "llm_inconsistent"
 
 
+class BackendUnavailableError(RuntimeError):
+    """A perception backend's weights cannot be loaded (offline and not cached, a wrong id, a gated model); raised by
+    `dataset_builders.perception`, defined here so that the command line can report it without importing torch."""
+
+
 class SkipSample(Exception):
     """Raised by per-example code for an input that cannot give a correct sample.
 
@@ -154,7 +159,10 @@ def decode_image(data: bytes, min_side: int, max_pixels: int) -> tuple[Image.Ima
         if image.width * image.height > max_pixels:
             raise SkipSample(SkipReason.IMAGE_TOO_LARGE, f"{image.width}x{image.height}")
         image.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        # Pillow refuses headers above twice its own pixel limit while opening, before `max_pixels` can be checked.
+        raise SkipSample(SkipReason.IMAGE_TOO_LARGE, str(error)) from error
+    except (OSError, SyntaxError, ValueError) as error:
         # Pillow reports unknown formats and truncated data as OSError, some broken headers as SyntaxError/ValueError.
         raise SkipSample(SkipReason.CORRUPT_IMAGE, str(error)) from error
     focal = exif_focal_px(image, image.width, image.height)
@@ -206,7 +214,13 @@ def clean_depth(depth: np.ndarray, image_size: tuple[int, int], min_valid_fracti
         SkipSample: `DEPTH_SHAPE_MISMATCH` or `INSUFFICIENT_VALID_DEPTH`.
     """
     if depth.shape != (image_size[1], image_size[0]):
-        raise SkipSample(SkipReason.DEPTH_SHAPE_MISMATCH, f"depth {depth.shape}, image {image_size}")
+        width, height = image_size
+        depth_size = f"{depth.shape[1]}x{depth.shape[0]}" if depth.ndim == 2 else f"of shape {depth.shape}"
+        transposed = " (transposed?)" if depth.shape == (width, height) else ""
+        raise SkipSample(
+            SkipReason.DEPTH_SHAPE_MISMATCH,
+            f"depth map is {depth_size}, image is {width}x{height} (W x H){transposed}",
+        )
     depth = depth.astype(np.float32)
     valid = valid_depth(depth)
     coverage = depth_coverage(valid) if valid.mean() < min_valid_fraction else 1.0

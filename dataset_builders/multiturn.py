@@ -399,8 +399,18 @@ class MultiturnBuilder(ChunkedBuilder):
                     loaded.append((index, self.source.load(index)))
                 except SkipSample as skip:
                     yield skip
-            frames = self.perception.complete([frame for _, frame in loaded])
-            for (index, _), frame in zip(loaded, frames, strict=True):
+            try:
+                completed = list(zip(loaded, self.perception.complete([frame for _, frame in loaded]), strict=True))
+            except SkipSample:
+                # One frame's perception output is unusable (e.g. a depth estimate without a valid pixel): complete
+                # the batch frame by frame, so that only that frame becomes a counted skip.
+                completed = []
+                for item in loaded:
+                    try:
+                        completed.append((item, self.perception.complete([item[1]])[0]))
+                    except SkipSample as skip:
+                        yield skip
+            for (index, _), frame in completed:
                 try:
                     yield build_example(
                         frame, index, self.args.seed, self.args.order, self.thresholds, self.args.jpeg_quality

@@ -34,7 +34,7 @@ from transformers import (
     Sam3Model,
 )
 
-from .frames import Frame, Instance, clean_depth
+from .frames import BackendUnavailableError, Frame, Instance, clean_depth
 from .geometry import Intrinsics, depth_edges, estimate_gravity, unproject, valid_depth
 
 
@@ -48,10 +48,6 @@ KNOWN_LICENCES = {
     "facebook/sam2.1-hiera-tiny": "apache-2.0",
     "florence-community/Florence-2-base": "mit",
 }
-
-
-class BackendUnavailableError(RuntimeError):
-    """A perception backend's weights cannot be loaded (offline and not cached, a wrong id, a gated model)."""
 
 
 _MASK_HINT = (

@@ -171,7 +171,9 @@ class RGBDSource:
         # Open3D writes the 3x3 matrix column-major: fx, 0, 0, 0, fy, 0, cx, cy, 1.
         matrix = np.array(camera["intrinsic_matrix"], dtype=np.float64).reshape(3, 3).T
         intrinsics = Intrinsics(matrix[0, 0], matrix[1, 1], matrix[0, 2], matrix[1, 2])
-        colors = sorted(p for p in (root / "color").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        colors = sorted(
+            p for p in (root / "color").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        )  # is_file: no folders named like images, no broken links
         frames = [
             RGBDFrameFiles(c, root / "depth" / f"{c.stem}.png", decode_depth_millimetres, intrinsics) for c in colors
         ]
@@ -194,7 +196,7 @@ class RGBDSource:
     def load(self, index: int) -> Frame:
         files = self.frames[index]
         image, _ = decode_image(
-            files.color.read_bytes(), self.thresholds.min_image_side, self.thresholds.max_image_pixels
+            _read_bytes(files.color), self.thresholds.min_image_side, self.thresholds.max_image_pixels
         )
         try:
             raw = np.asarray(Image.open(files.depth))
@@ -650,7 +652,8 @@ class ImageFolderSource:
 
     def __init__(self, root: str | Path, thresholds: Thresholds):
         self.root = Path(root)
-        self.files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        # is_file: a folder named like an image or a broken link is not an image (it follows working links).
+        self.files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         self.thresholds = thresholds
 
     def __len__(self) -> int:
@@ -659,7 +662,7 @@ class ImageFolderSource:
     def load(self, index: int) -> Frame:
         path = self.files[index]
         image, focal = decode_image(
-            path.read_bytes(), self.thresholds.min_image_side, self.thresholds.max_image_pixels
+            _read_bytes(path), self.thresholds.min_image_side, self.thresholds.max_image_pixels
         )
         return Frame(str(path.relative_to(self.root)), self.name, image, exif_focal_px=focal)
 
@@ -685,6 +688,8 @@ class HubImageSource:
 
     def load(self, index: int) -> Frame:
         cell = self.dataset[index][self.image_column]
-        data = cell["bytes"] if cell["bytes"] is not None else Path(cell["path"]).read_bytes()
+        if cell is None or (cell.get("bytes") is None and not cell.get("path")):
+            raise SkipSample(SkipReason.MISSING_FILE, f"{self.name}:{index}: no image in column {self.image_column!r}")
+        data = cell["bytes"] if cell["bytes"] is not None else _read_bytes(Path(cell["path"]))
         image, focal = decode_image(data, self.thresholds.min_image_side, self.thresholds.max_image_pixels)
         return Frame(f"{self.name}:{index}", self.name, image, exif_focal_px=focal)

@@ -508,3 +508,146 @@ def test_remote_code_reads_safetensors_only_and_runs_nothing_else(base_checkpoin
                 assert not {module.split(".")[0] for module in modules} & FORBIDDEN_MODULES, (name, modules)
             if isinstance(node, ast.Call):
                 assert ast.unparse(node.func) not in FORBIDDEN_CALLS, (name, ast.unparse(node))
+
+
+# -- image files that are not images ---------------------------------------------------------------------------
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims `width` x `height` (1-bit greyscale) followed by an empty image: what a
+    decompression bomb or a huge scan looks like before any pixel is decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [20_000, 100_000])
+def test_huge_image_headers_are_counted_as_too_large_not_corrupt(side):
+    from dataset_builders.frames import decode_image
+
+    with pytest.raises(SkipSample) as caught:
+        decode_image(png_header(side, side), min_side=32, max_pixels=40_000_000)
+    assert caught.value.reason is SkipReason.IMAGE_TOO_LARGE
+
+
+def good_jpeg(path: Path) -> Path:
+    from PIL import Image as PILImage
+
+    PILImage.new("RGB", (64, 48), (120, 80, 40)).save(path)
+    return path
+
+
+def test_image_folder_lists_only_files(tmp_path):
+    from dataset_builders.sources import ImageFolderSource
+    from dataset_builders.spatial import Thresholds
+
+    good_jpeg(tmp_path / "photo.jpg")
+    (tmp_path / "album.jpg").mkdir()  # a folder named like an image
+    (tmp_path / "gone.png").symlink_to(tmp_path / "deleted.png")  # a broken link
+    good_jpeg(tmp_path / "target.jpg")
+    (tmp_path / "link.jpg").symlink_to(tmp_path / "target.jpg")  # a working link is an image
+    source = ImageFolderSource(tmp_path, Thresholds())
+    assert [p.name for p in source.files] == ["link.jpg", "photo.jpg", "target.jpg"]
+    assert source.load(1).image.size == (64, 48)
+
+
+def test_image_that_vanishes_after_listing_is_a_counted_skip(tmp_path):
+    from dataset_builders.sources import ImageFolderSource
+    from dataset_builders.spatial import Thresholds
+
+    source = ImageFolderSource(tmp_path, Thresholds())
+    source.files = [tmp_path / "listed-then-deleted.jpg"]
+    with pytest.raises(SkipSample) as caught:
+        source.load(0)
+    assert caught.value.reason is SkipReason.MISSING_FILE
+
+
+def test_redwood_colour_folder_skips_folders_named_like_images(tmp_path):
+    from dataset_builders.sources import RGBDSource
+    from dataset_builders.spatial import Thresholds
+
+    redwood = Path(__file__).resolve().parents[2] / "shared" / "data" / "rgbd" / "redwood"
+    if not redwood.is_dir():
+        pytest.skip(f"{redwood} is not here")
+    copy = shutil.copytree(redwood, tmp_path / "redwood")
+    expected = len(list((copy / "color").iterdir()))
+    (copy / "color" / "album.jpg").mkdir()
+    (copy / "color" / "broken.jpg").symlink_to(copy / "nothing.jpg")
+    source = RGBDSource.from_redwood(copy, Thresholds())
+    assert len(source) == expected
+    assert all(frame.color.is_file() for frame in source.frames)
+
+
+def test_hub_cells_without_an_image_are_counted_skips(tmp_path):
+    from dataset_builders.sources import HubImageSource
+    from dataset_builders.spatial import Thresholds
+
+    image_path = good_jpeg(tmp_path / "ok.jpg")
+    dataset = Dataset.from_dict(
+        {"image": [str(image_path), None, str(tmp_path / "missing.jpg")]}, features=Features({"image": Image()})
+    )
+    source = HubImageSource(dataset, "image", Thresholds(), name="org/photos")
+    assert source.load(0).image.size == (64, 48)
+    for index in (1, 2):
+        with pytest.raises(SkipSample) as caught:
+            source.load(index)
+        assert caught.value.reason is SkipReason.MISSING_FILE
+
+
+def test_a_depth_estimate_without_valid_pixels_is_a_counted_skip_and_the_batch_goes_on(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image as PILImage
+
+    from dataset_builders import multiturn
+    from dataset_builders.perception import DepthPrediction, Perception
+    from dataset_builders.spatial import Thresholds
+
+    class FakeDepth:  # the depth backend's interface; the 50-pixel-wide image gets an estimate with no valid pixel
+        model_id, revision, role = "fake/depth", "main", "depth"
+
+        def __call__(self, images):
+            return [
+                DepthPrediction(np.full(i.size[::-1], 0.0 if i.width == 50 else 2.0, np.float32), 500.0)
+                for i in images
+            ]
+
+    for name, width in [("a.png", 64), ("b.png", 50), ("c.png", 64)]:
+        PILImage.new("RGB", (width, 48), (90, 120, 150)).save(tmp_path / name)
+    monkeypatch.setattr(multiturn, "make_perception", lambda args: Perception(depth=FakeDepth()))
+    args = multiturn.MultiturnArguments(
+        source="image_folder", input_dir=str(tmp_path), output_dir=str(tmp_path / "out")
+    )
+    builder = multiturn.MultiturnBuilder(args, Thresholds())
+    outcomes = list(builder.examples(range(3)))  # one perception batch holds all three
+    assert len(outcomes) == 3
+    skips = [o.reason for o in outcomes if isinstance(o, SkipSample)]
+    assert skips.count(SkipReason.INSUFFICIENT_VALID_DEPTH) == 1
+
+
+def test_unloadable_perception_model_is_one_clear_error_naming_it(tmp_path):
+    redwood = Path(__file__).resolve().parents[2] / "shared" / "data" / "rgbd" / "redwood"
+    if not redwood.is_dir():
+        pytest.skip(f"{redwood} is not here")
+    missing = str(tmp_path / "no-such-segmenter")
+    command = [sys.executable, "-m", "dataset_builders.multiturn", "--source", "rgbd", "--input-dir", str(redwood)]
+    command += ["--output-dir", str(tmp_path / "out"), "--segmenter-model", missing, "--num-samples", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert missing in result.stderr and "--segmenter depth_clusters" in result.stderr
+
+
+def test_transposed_depth_map_is_named_in_one_size_convention():
+    import numpy as np
+
+    from dataset_builders.frames import clean_depth
+
+    with pytest.raises(SkipSample) as caught:
+        clean_depth(np.ones((640, 480), np.float32), (640, 480), 0.1)  # (W, H) array for a 640x480 image
+    assert caught.value.reason is SkipReason.DEPTH_SHAPE_MISMATCH
+    assert "depth map is 480x640, image is 640x480 (W x H) (transposed?)" in str(caught.value)

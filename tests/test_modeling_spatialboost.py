@@ -132,6 +132,17 @@ def test_converted_encoder_equals_base(family, attn_implementation):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
 
 
+def test_from_pretrained_without_a_checkpoint_takes_config_and_state_dict(family, monkeypatch):
+    # transformers' `from_pretrained(None, config=..., state_dict=...)`: nothing is read from disk or the Hub.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    boosted = family.boost_class.from_base(make_base(family))
+    perturb_attn_plus(boosted)
+    loaded = family.boost_class.from_pretrained(None, config=boosted.config, state_dict=boosted.state_dict())
+    assert type(loaded) is family.boost_class
+    for name, tensor in boosted.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+
+
 def test_every_layer_boosted_by_default_and_subset_on_request(family):
     base = make_base(family)
     everywhere = family.boost_class.from_base(base)
