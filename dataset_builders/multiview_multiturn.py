@@ -339,7 +339,7 @@ def write_turns(
             Turn(
                 "object",
                 "cube",
-                f"Using every view it appears in, what is the 3D bounding cube of {label} in view 1's frame?",
+                f"Using every view it appears in, what is the 3D bounding cube of {label}, in view 1's frame?",
                 f"{_sentence(label)} (seen in {seen}) is centred at (x, y, z) = ({x:.3f}, {y:.3f}, {z:.3f}) m; it "
                 f"is {w:.3f} m wide, {length:.3f} m long and {h:.3f} m high, turned {yaw:.0f}° about the vertical.",
                 f"({x:.3f}, {y:.3f}, {z:.3f})",
@@ -379,13 +379,17 @@ def write_turns(
         dropped.append("left_right")
 
     distance = centre_distance(ca, cb)
+
+    def seen_in(label: str, view: int) -> str:  # a marked object's label names its view already
+        return label if label.endswith(f"in view {view}") else f"{label} (seen in view {view})"
+
     text, unit = format_distance(distance)
     delta = cb.center - ca.center
     turns.append(
         Turn(
             "scene",
             "distance",
-            f"{_sentence(a)} is seen in view 1 and {b} in view {n}. How far apart are their centres?",
+            f"Take {seen_in(a, 1)} and {seen_in(b, n)}. How far apart are their centres?",
             f"From the cubes, {a} is centred at ({ca.center[0]:.3f}, {ca.center[1]:.3f}, {ca.center[2]:.3f}) m and "
             f"{b} at ({cb.center[0]:.3f}, {cb.center[1]:.3f}, {cb.center[2]:.3f}) m, in view 1's frame. The offsets "
             f"are {delta[0]:+.3f}, {delta[1]:+.3f} and {delta[2]:+.3f} m, so the distance is {text}.",

@@ -391,12 +391,17 @@ def _distance_turn(
     )
 
 
+def plural(noun: str) -> str:
+    """English plural of a category name: "box" -> "boxes", "bench" -> "benches", "chair" -> "chairs"."""
+    return noun + ("es" if noun.endswith(("s", "x", "z", "ch", "sh")) else "s")
+
+
 def _objects_caption(objects: list[SceneObjectEstimate]) -> str:
     counts: dict[str, int] = {}
     for obj in objects:
         counts[obj.category] = counts.get(obj.category, 0) + 1
     parts = [
-        (f"{'an' if cat[0] in 'aeiou' else 'a'} {cat}" if n == 1 else f"{_NUMBER_WORDS[min(n, 12)]} {cat}s")
+        (f"{'an' if cat[0] in 'aeiou' else 'a'} {cat}" if n == 1 else f"{_NUMBER_WORDS[min(n, 12)]} {plural(cat)}")
         for cat, n in sorted(counts.items())
     ]
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]

@@ -207,3 +207,9 @@ def test_messages_follow_trl_conversational_format(samples):
         assert sum(c["type"] == "image" for c in parts) == len(sample.row["images"]) == 1
         assert messages[0]["content"][0]["type"] == "image"
         assert all(c["type"] == "text" and c["text"] for c in parts if c["type"] != "image")
+
+
+def test_category_plurals():
+    from dataset_builders.questions import plural
+
+    assert [plural(c) for c in ("box", "bench", "chair", "glass")] == ["boxes", "benches", "chairs", "glasses"]

@@ -56,6 +56,20 @@ def test_turn_structure_and_images():
         FEATURES.encode_example(row)
 
 
+def test_no_view_is_named_twice_in_a_question():
+    _, rows = _rows()
+    texts = [
+        part["text"]
+        for row in rows.values()
+        for message in row["messages"]
+        if message["role"] == "user"
+        for part in message["content"]
+        if part["type"] == "text"
+    ]
+    assert texts and not [t for t in texts if any(f"in view {v} in view {v}" in t for v in range(1, 9))]
+    assert any("How far apart are their centres?" in t for t in texts)
+
+
 def test_every_turn_matches_scene_geometry():
     builder, rows = _rows()
     for index, row in rows.items():
