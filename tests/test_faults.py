@@ -13,22 +13,29 @@ import io
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from datasets import Dataset, Features, Image, Json, List, Value, load_dataset
 from llm_server import FakeServer
+from PIL import Image as PILImage
 from safetensors.torch import load_file, save_file
 from transformers import DINOv3ViTConfig, DINOv3ViTModel
 from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
-from dataset_builders import multiview_vqa
-from dataset_builders.frames import SkipReason, SkipSample
+from dataset_builders import multiturn, multiview_vqa
+from dataset_builders.frames import SkipReason, SkipSample, clean_depth, decode_image
 from dataset_builders.multiview_vqa import MultiviewVQAArguments
+from dataset_builders.perception import DepthPrediction, Perception
+from dataset_builders.sources import HubImageSource, ImageFolderSource, RGBDSource
+from dataset_builders.spatial import Thresholds
 from dataset_builders.writers import REWRITE_SCHEMA, LLMWriter, LLMWriterError, rewrite_turns
 from modeling_spatialboost.convert_to_spatialboost import main as convert_main
 from spatialboost.tiny import FEATURES, build_tokenizer, dataset_texts, tiny_dataset, tiny_vlm
@@ -516,8 +523,6 @@ def test_remote_code_reads_safetensors_only_and_runs_nothing_else(base_checkpoin
 def png_header(width: int, height: int) -> bytes:
     """A PNG whose header claims `width` x `height` (1-bit greyscale) followed by an empty image: what a
     decompression bomb or a huge scan looks like before any pixel is decoded."""
-    import struct
-    import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -528,7 +533,6 @@ def png_header(width: int, height: int) -> bytes:
 
 @pytest.mark.parametrize("side", [20_000, 100_000])
 def test_huge_image_headers_are_counted_as_too_large_not_corrupt(side):
-    from dataset_builders.frames import decode_image
 
     with pytest.raises(SkipSample) as caught:
         decode_image(png_header(side, side), min_side=32, max_pixels=40_000_000)
@@ -536,15 +540,12 @@ def test_huge_image_headers_are_counted_as_too_large_not_corrupt(side):
 
 
 def good_jpeg(path: Path) -> Path:
-    from PIL import Image as PILImage
 
     PILImage.new("RGB", (64, 48), (120, 80, 40)).save(path)
     return path
 
 
 def test_image_folder_lists_only_files(tmp_path):
-    from dataset_builders.sources import ImageFolderSource
-    from dataset_builders.spatial import Thresholds
 
     good_jpeg(tmp_path / "photo.jpg")
     (tmp_path / "album.jpg").mkdir()  # a folder named like an image
@@ -557,8 +558,6 @@ def test_image_folder_lists_only_files(tmp_path):
 
 
 def test_image_that_vanishes_after_listing_is_a_counted_skip(tmp_path):
-    from dataset_builders.sources import ImageFolderSource
-    from dataset_builders.spatial import Thresholds
 
     source = ImageFolderSource(tmp_path, Thresholds())
     source.files = [tmp_path / "listed-then-deleted.jpg"]
@@ -568,8 +567,6 @@ def test_image_that_vanishes_after_listing_is_a_counted_skip(tmp_path):
 
 
 def test_redwood_colour_folder_skips_folders_named_like_images(tmp_path):
-    from dataset_builders.sources import RGBDSource
-    from dataset_builders.spatial import Thresholds
 
     redwood = Path(__file__).resolve().parents[2] / "shared" / "data" / "rgbd" / "redwood"
     if not redwood.is_dir():
@@ -584,8 +581,6 @@ def test_redwood_colour_folder_skips_folders_named_like_images(tmp_path):
 
 
 def test_hub_cells_without_an_image_are_counted_skips(tmp_path):
-    from dataset_builders.sources import HubImageSource
-    from dataset_builders.spatial import Thresholds
 
     image_path = good_jpeg(tmp_path / "ok.jpg")
     dataset = Dataset.from_dict(
@@ -600,12 +595,6 @@ def test_hub_cells_without_an_image_are_counted_skips(tmp_path):
 
 
 def test_a_depth_estimate_without_valid_pixels_is_a_counted_skip_and_the_batch_goes_on(tmp_path, monkeypatch):
-    import numpy as np
-    from PIL import Image as PILImage
-
-    from dataset_builders import multiturn
-    from dataset_builders.perception import DepthPrediction, Perception
-    from dataset_builders.spatial import Thresholds
 
     class FakeDepth:  # the depth backend's interface; the 50-pixel-wide image gets an estimate with no valid pixel
         model_id, revision, role = "fake/depth", "main", "depth"
@@ -643,9 +632,6 @@ def test_unloadable_perception_model_is_one_clear_error_naming_it(tmp_path):
 
 
 def test_transposed_depth_map_is_named_in_one_size_convention():
-    import numpy as np
-
-    from dataset_builders.frames import clean_depth
 
     with pytest.raises(SkipSample) as caught:
         clean_depth(np.ones((640, 480), np.float32), (640, 480), 0.1)  # (W, H) array for a 640x480 image
