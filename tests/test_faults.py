@@ -637,3 +637,104 @@ def test_transposed_depth_map_is_named_in_one_size_convention():
         clean_depth(np.ones((640, 480), np.float32), (640, 480), 0.1)  # (W, H) array for a 640x480 image
     assert caught.value.reason is SkipReason.DEPTH_SHAPE_MISMATCH
     assert "depth map is 480x640, image is 640x480 (W x H) (transposed?)" in str(caught.value)
+
+
+# -- soak: a long build with a bad input in every ten ------------------------------------------------------------
+
+
+def write_annotated_frame(frame, folder: Path) -> None:
+    """A synthetic frame in the layout of `../shared/data/annotated/`: colour, depth in mm, instances, camera, objects."""
+    folder.mkdir(parents=True)
+    frame.image.save(folder / "color.jpg", quality=90)
+    PILImage.fromarray(np.round(np.nan_to_num(frame.depth) * 1000).astype(np.uint16)).save(folder / "depth.png")
+    ids = np.zeros(frame.depth.shape, np.uint16)
+    for number, instance in enumerate(frame.instances, start=1):
+        ids[instance.mask] = number
+    PILImage.fromarray(ids).save(folder / "instances.png")
+    k = frame.intrinsics
+    camera = {"fx": k.fx, "fy": k.fy, "cx": k.cx, "cy": k.cy, "up_camera": [float(x) for x in frame.up_camera]}
+    (folder / "camera.json").write_text(json.dumps(camera))
+    objects = [{"id": number, "category": inst.category} for number, inst in enumerate(frame.instances, start=1)]
+    (folder / "objects.json").write_text(json.dumps(objects))
+
+
+def _rewrite_png(path: Path, change) -> None:
+    path.write_bytes(png_bytes(PILImage.fromarray(change(np.asarray(PILImage.open(path))))))
+
+
+def _replace_with_folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+def _replace_with_broken_link(path: Path) -> None:
+    path.unlink()
+    path.symlink_to(path.parent / "nowhere.jpg")
+
+
+# One bad input of each kind the annotated RGB-D layout can meet, and the skip reason it must be counted under.
+SOAK_FAULTS = [
+    ("color.jpg", lambda p: p.write_bytes(p.read_bytes()[:200]), SkipReason.CORRUPT_IMAGE),
+    ("color.jpg", _replace_with_folder, SkipReason.MISSING_FILE),
+    ("color.jpg", _replace_with_broken_link, SkipReason.MISSING_FILE),
+    ("color.jpg", lambda p: p.write_bytes(png_header(20_000, 20_000)), SkipReason.IMAGE_TOO_LARGE),
+    ("depth.png", lambda p: _rewrite_png(p, np.zeros_like), SkipReason.INSUFFICIENT_VALID_DEPTH),
+    ("depth.png", lambda p: _rewrite_png(p, lambda a: np.ascontiguousarray(a.T)), SkipReason.DEPTH_SHAPE_MISMATCH),
+    ("depth.png", Path.unlink, SkipReason.MISSING_FILE),
+    ("camera.json", lambda p: p.write_text(p.read_text()[:-9]), SkipReason.CORRUPT_CAMERA),
+    ("instances.png", lambda p: _rewrite_png(p, lambda a: a[:-8]), SkipReason.MASK_SHAPE_MISMATCH),
+    ("objects.json", lambda p: p.write_text('{"id": 1}'), SkipReason.CORRUPT_ANNOTATION),
+]
+
+
+@pytest.mark.slow
+def test_soak_build_with_every_tenth_input_bad_keeps_exactly_the_good_samples(tmp_path):
+    """1,000 real-layout frames, every 10th damaged in one of ten ways, built with 2 worker processes: the build
+    ends with exactly the rows of the undamaged frames (as a build of the same frames undamaged makes them), each
+    fault counted once under its reason, and the result loads with `load_dataset`."""
+    from dataset_builders.multiturn import MultiturnArguments, build
+    from dataset_builders.sources import SyntheticSource
+
+    def run(input_dir: Path, output_dir: Path, num_samples: int) -> tuple[dict, dict]:
+        args = MultiturnArguments(
+            source="rgbd",
+            rgbd_layout="annotated",
+            input_dir=str(input_dir),
+            output_dir=str(output_dir),
+            num_samples=num_samples,
+            num_proc=2,
+            samples_per_chunk=50,
+            min_yield=0.5,
+        )
+        manifest = build(args)
+        rows = load_dataset(str(output_dir), split="train")
+        return manifest, {row["provenance"]["sample_id"]: row for row in rows}
+
+    # Frames that build: synthetic scenes written in the annotated layout, kept when a clean build makes a row.
+    num_frames, candidates = 1000, tmp_path / "candidates"
+    synthetic = SyntheticSource(seed=11, num_samples=1250, image_size=(192, 144))
+    for index in range(len(synthetic)):
+        write_annotated_frame(synthetic.load(index), candidates / f"candidate-{index:04d}")
+    _, built = run(candidates, tmp_path / "out-candidates", len(synthetic))
+    assert len(built) >= num_frames
+    clean, damaged = tmp_path / "clean", tmp_path / "damaged"
+    for index, name in enumerate(sorted(built)[:num_frames]):
+        shutil.copytree(candidates / name, clean / f"frame-{index:04d}")
+    shutil.copytree(clean, damaged)
+    injected: dict[str, int] = {}
+    for index in range(9, num_frames, 10):
+        name, damage, reason = SOAK_FAULTS[(index // 10) % len(SOAK_FAULTS)]
+        damage(damaged / f"frame-{index:04d}" / name)
+        injected[reason.value] = injected.get(reason.value, 0) + 1
+
+    reference_manifest, reference = run(clean, tmp_path / "out-clean", num_frames)
+    manifest, rows = run(damaged, tmp_path / "out-damaged", num_frames)
+
+    assert len(reference) == num_frames and reference_manifest["skipped"] == {}
+    good = {f"frame-{index:04d}" for index in range(num_frames) if index % 10 != 9}
+    assert set(rows) == good
+    assert manifest["skipped"] == injected and set(injected) == {reason.value for *_, reason in SOAK_FAULTS}
+    assert manifest["built"] == len(good) and manifest["attempted"] == num_frames
+    for sample_id, row in rows.items():
+        assert row["messages"] == reference[sample_id]["messages"], sample_id
+        assert row["images"][0].tobytes() == reference[sample_id]["images"][0].tobytes(), sample_id
