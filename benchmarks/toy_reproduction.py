@@ -402,8 +402,9 @@ def run_seed(seed: int, args, shared: dict) -> dict:
         "base": base_probe,
         "variants": {},
     }
-    stage3_data = Stream(shared["stage3"], seed + 1000, args.batch_size)
     for name in args.variants:
+        # Every variant gets the same batches: the same budget and the same data.
+        stage3_data = Stream(shared["stage3"], seed + 1000, args.batch_size)
         encoder, facts = stage3_variant(name, vlm, base, stage3_data, args, shared["probe_train"])
         result["variants"][name] = {**probe(encoder, shared["probe_train"], shared["probe_test"]), **facts}
         if name == "spatialboost":
