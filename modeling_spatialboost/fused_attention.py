@@ -44,7 +44,9 @@ class DualProjection(torch.autograd.Function):
         weight = torch.cat(weights)
         bias = None
         if any(b is not None for b in biases):
-            bias = torch.cat([weight.new_zeros(w.shape[0]) if b is None else b for w, b in zip(weights, biases)])
+            bias = torch.cat(
+                [weight.new_zeros(w.shape[0]) if b is None else b for w, b in zip(weights, biases, strict=True)]
+            )
         ctx.save_for_backward(hidden_states, weight)
         ctx.rows = [w.shape[0] for w in weights]
         return F.linear(hidden_states, weight, bias)
