@@ -156,7 +156,8 @@ class DualChannelAttentionMixin:
         **kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         # Replaces the upstream forward: Attn and Attn⁺ mixed per channel after the output projections, either in
-        # one fused pass (fused_attention.py) or as two plain passes (config.attention_fusion).
+        # two plain passes (the default: fused did not measure faster, README "Cost") or one fused pass
+        # (fused_attention.py), as config.attention_fusion says.
         if self.config.attention_fusion == "fused":
             return fused_dual_attention(self, hidden_states, attention_mask, position_embeddings, **kwargs)
         base_output, base_weights = self.attend(self, hidden_states, attention_mask, position_embeddings, **kwargs)

@@ -22,11 +22,11 @@ def family(request) -> Family:
 
 def boosted_pair(family: Family, attn_implementation: str = "sdpa"):
     """The same boosted encoder twice: fused and two-pass; Attn⁺ and a perturbed so the branches differ."""
-    fused = family.boost_class.from_base(make_base(family, attn_implementation))
-    perturb_attn_plus(fused)  # mix logits too: α is no longer 0.5 everywhere
-    two_pass = copy.deepcopy(fused)
-    two_pass.config.attention_fusion = "two_pass"
-    assert fused.config.attention_fusion == "fused"  # the default
+    two_pass = family.boost_class.from_base(make_base(family, attn_implementation))
+    assert two_pass.config.attention_fusion == "two_pass"  # the default
+    perturb_attn_plus(two_pass)  # mix logits too: α is no longer 0.5 everywhere
+    fused = copy.deepcopy(two_pass)
+    fused.config.attention_fusion = "fused"
     return fused, two_pass
 
 
@@ -59,7 +59,7 @@ def test_fused_outputs_equal_two_pass(family, attn_implementation):
 def test_fused_converted_encoder_equals_base_exactly(family, dtype):
     base = make_base(family).to(dtype)
     fused = family.boost_class.from_base(base).eval()
-    assert fused.config.attention_fusion == "fused"
+    fused.config.attention_fusion = "fused"
     inputs = {k: v.to(dtype) if v.is_floating_point() else v for k, v in family.inputs().items()}
     with torch.no_grad():
         assert torch.equal(fused(**inputs).last_hidden_state, base(**inputs).last_hidden_state)
@@ -159,15 +159,15 @@ def test_attention_fusion_is_validated_and_saved(tmp_path):
     with pytest.raises(ValueError, match="attention_fusion must be one of 'fused', 'two_pass'"):
         SpatialBoostDinov3ViTConfig(attention_fusion="single_pass")
     family = FAMILIES[0]
-    _, two_pass = boosted_pair(family)
-    two_pass.save_pretrained(tmp_path)
-    assert json.loads((tmp_path / "config.json").read_text())["attention_fusion"] == "two_pass"
-    assert AutoModel.from_pretrained(tmp_path).config.attention_fusion == "two_pass"
+    fused, _ = boosted_pair(family)
+    fused.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["attention_fusion"] == "fused"
+    assert AutoModel.from_pretrained(tmp_path).config.attention_fusion == "fused"
     # A folder saved before the field existed loads with the default.
     config = json.loads((tmp_path / "config.json").read_text())
     del config["attention_fusion"]
     (tmp_path / "config.json").write_text(json.dumps(config))
-    assert AutoModel.from_pretrained(tmp_path).config.attention_fusion == "fused"
+    assert AutoModel.from_pretrained(tmp_path).config.attention_fusion == "two_pass"
 
 
 REMOTE_CODE_SCRIPT = """
