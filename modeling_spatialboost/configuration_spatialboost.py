@@ -39,8 +39,9 @@ class SpatialBoostConfigMixin:
             per branch; or `"fused"`, one pass (one GEMM for both q/k/v sets, one attention call over both head
             sets, weight gradients only where needed). Same weights, same outputs and gradients up to fp32
             round-off (tests/test_fused_attention.py). `"two_pass"` is the default because `"fused"` did not
-            measure faster: on CPU it was 0.96-1.04× the two-pass forward and 0.99-1.16× its stage-3 step
-            (benchmarks/bench_encoder.py, README "Cost of the second branch"); GPU figures are still to be measured.
+            measure faster: in four CPU runs it took 0.96-1.71× the two-pass forward time and 0.99-1.21× its stage-3
+            step time (benchmarks/bench_encoder.py, README "Cost of the second branch"); GPU figures are still to be
+            measured.
     """
 
     # Upstream `model_type`s whose checkpoints this family converts from; set by each family.
