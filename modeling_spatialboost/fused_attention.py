@@ -28,8 +28,6 @@ This file travels to the Hub as remote code with `modeling_spatialboost.py`: it 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.models.dinov3_vit.modeling_dinov3_vit import eager_attention_forward
 
 
 class DualProjection(torch.autograd.Function):
@@ -147,20 +145,8 @@ def fused_dual_attention(
     qkv = qkv.view(batch_size, num_tokens, 3, 2 * attention.num_heads, attention.head_dim).permute(2, 0, 3, 1, 4)
     queries_and_keys = attention.rotate_stacked_queries_and_keys(qkv[:2], position_embeddings)
     queries, keys = queries_and_keys.unbind(0)
-    attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
-        attention.config._attn_implementation, eager_attention_forward
-    )
     # context: (batch, tokens, 2 × heads, head_dim)
-    context, weights = attention_interface(
-        attention,
-        queries,
-        keys,
-        qkv[2],
-        attention_mask,
-        dropout=0.0 if not attention.training else attention.dropout,
-        scaling=attention.head_dim**-0.5,
-        **kwargs,
-    )
+    context, weights = attention.attention_core(queries, keys, qkv[2], attention_mask, **kwargs)
     base_out, plus_out = getattr(attention, o_name), getattr(plus, o_name)
     output = DualOutputMix.apply(
         context.reshape(batch_size, num_tokens, -1),  # (batch, tokens, [hidden of Attn, hidden of Attn⁺])

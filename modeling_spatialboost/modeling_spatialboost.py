@@ -132,11 +132,24 @@ class DualChannelAttentionMixin:
         keys = getattr(projections, k_name)(hidden_states).view(shape).transpose(1, 2)
         values = getattr(projections, v_name)(hidden_states).view(shape).transpose(1, 2)
         queries, keys = self.rotate_queries_and_keys(queries, keys, position_embeddings)
+        # attn_output: (batch, tokens, heads, head_dim)
+        attn_output, attn_weights = self.attention_core(queries, keys, values, attention_mask, **kwargs)
+        return getattr(projections, o_name)(attn_output.reshape(batch_size, num_tokens, -1)), attn_weights
+
+    def attention_core(
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The upstream attention call (the configured backend) on (batch, heads, tokens, head_dim) inputs, any
+        number of heads; returns (batch, tokens, heads, head_dim) and, from eager attention, the weights."""
         attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )
-        # attn_output: (batch, tokens, heads, head_dim)
-        attn_output, attn_weights = attention_interface(
+        return attention_interface(
             self,
             queries,
             keys,
@@ -146,7 +159,6 @@ class DualChannelAttentionMixin:
             scaling=self.head_dim**-0.5,
             **kwargs,
         )
-        return getattr(projections, o_name)(attn_output.reshape(batch_size, num_tokens, -1)), attn_weights
 
     def forward(
         self,

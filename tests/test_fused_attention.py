@@ -2,17 +2,14 @@
 
 import copy
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModel
 
 from modeling_spatialboost import SpatialBoostDinov3ViTConfig
-from tests.test_modeling_spatialboost import FAMILIES, Family, make_base, perturb_attn_plus
+from tests.test_modeling_spatialboost import FAMILIES, Family, make_base, perturb_attn_plus, run_without_the_package
 
 
 @pytest.fixture(params=FAMILIES, ids=lambda family: family.name)
@@ -196,16 +193,7 @@ def test_remote_code_carries_the_fused_module(family, tmp_path):
     fused.save_pretrained(tmp_path)
     assert (tmp_path / "fused_attention.py").is_file()  # copied as a relative import of modeling_spatialboost.py
     inputs = family.inputs()
-    save_file(inputs, tmp_path / "inputs.safetensors")
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE_CODE_SCRIPT, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"), "PATH": "", "OMP_NUM_THREADS": "1"},
-    )
-    assert result.returncode == 0, result.stderr
-    remote = load_file(tmp_path / "outputs.safetensors")
+    remote = run_without_the_package(REMOTE_CODE_SCRIPT, tmp_path, inputs)
     fused.freeze_for_spatialboost()
     output = fused.train()(**inputs).last_hidden_state
     output.pow(2).mean().backward()
