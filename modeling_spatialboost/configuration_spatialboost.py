@@ -16,6 +16,10 @@ from huggingface_hub.dataclasses import strict
 from transformers import DINOv3ViTConfig, Siglip2VisionConfig, SiglipVisionConfig
 
 
+# How a dual-channel attention computes its two branches (`attention_fusion`).
+ATTENTION_FUSIONS = ("fused", "two_pass")
+
+
 @dataclass(kw_only=True, repr=False)
 class SpatialBoostConfigMixin:
     r"""
@@ -30,6 +34,14 @@ class SpatialBoostConfigMixin:
             `base_model`.
         training_datasets (`list[str]`, *optional*):
             Hub ids of the datasets the branches were trained on; written to the model card.
+        attention_fusion (`str`, *optional*, defaults to `"two_pass"`):
+            How a dual-channel attention computes its two branches: `"two_pass"`, the upstream attention run once
+            per branch; or `"fused"`, one pass (one GEMM for both q/k/v sets, one attention call over both head
+            sets, weight gradients only where needed). Same weights, same outputs and gradients up to fp32
+            round-off (tests/test_fused_attention.py). `"two_pass"` is the default because `"fused"` did not
+            measure faster: in four CPU runs it took 0.96-1.71× the two-pass forward time and 0.99-1.21× its stage-3
+            step time (benchmarks/bench_encoder.py, README "Cost of the second branch"); GPU figures are still to be
+            measured.
     """
 
     # Upstream `model_type`s whose checkpoints this family converts from; set by each family.
@@ -38,6 +50,7 @@ class SpatialBoostConfigMixin:
     boost_layers: list[int] | None = None
     base_model_name_or_path: str | None = None
     training_datasets: list[str] | None = None
+    attention_fusion: str = "two_pass"
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -49,6 +62,10 @@ class SpatialBoostConfigMixin:
                 f"{type(self).__name__} converts checkpoints of model_type {', '.join(self.base_model_types)}; "
                 f"got model_type {loaded_type!r}. Use the SpatialBoost class of that family (see "
                 "`modeling_spatialboost.SUPPORTED_BASE_MODEL_TYPES`)."
+            )
+        if self.attention_fusion not in ATTENTION_FUSIONS:
+            raise ValueError(
+                f"attention_fusion must be one of {', '.join(map(repr, ATTENTION_FUSIONS))}; got {self.attention_fusion!r}."
             )
         if self.boost_layers is not None:
             if not self.boost_layers:

@@ -43,6 +43,7 @@ from transformers.models.dinov3_vit.modeling_dinov3_vit import (
     DINOv3ViTAttention,
     apply_rotary_pos_emb,
     eager_attention_forward,
+    rotate_half,
 )
 from transformers.models.siglip.modeling_siglip import SiglipAttention
 from transformers.models.siglip2.modeling_siglip2 import Siglip2Attention
@@ -53,6 +54,7 @@ from .configuration_spatialboost import (
     SpatialBoostSiglip2VisionConfig,
     SpatialBoostSiglipVisionConfig,
 )
+from .fused_attention import fused_dual_attention
 
 
 PAPER_URL = "https://arxiv.org/abs/2603.22057"
@@ -99,6 +101,10 @@ class DualChannelAttentionMixin:
     def rotate_queries_and_keys(self, queries, keys, position_embeddings):
         return queries, keys
 
+    def rotate_stacked_queries_and_keys(self, queries_and_keys, position_embeddings):
+        """The fused pass's rotation: queries and keys stacked on a leading dim (2, batch, heads, tokens, head_dim)."""
+        return queries_and_keys
+
     @torch.no_grad()
     def reset_attn_plus(self) -> None:
         """Makes `Attn⁺` an exact copy of `Attn` and sets `a` to zero, the state right after conversion."""
@@ -126,11 +132,24 @@ class DualChannelAttentionMixin:
         keys = getattr(projections, k_name)(hidden_states).view(shape).transpose(1, 2)
         values = getattr(projections, v_name)(hidden_states).view(shape).transpose(1, 2)
         queries, keys = self.rotate_queries_and_keys(queries, keys, position_embeddings)
+        # attn_output: (batch, tokens, heads, head_dim)
+        attn_output, attn_weights = self.attention_core(queries, keys, values, attention_mask, **kwargs)
+        return getattr(projections, o_name)(attn_output.reshape(batch_size, num_tokens, -1)), attn_weights
+
+    def attention_core(
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The upstream attention call (the configured backend) on (batch, heads, tokens, head_dim) inputs, any
+        number of heads; returns (batch, tokens, heads, head_dim) and, from eager attention, the weights."""
         attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )
-        # attn_output: (batch, tokens, heads, head_dim)
-        attn_output, attn_weights = attention_interface(
+        return attention_interface(
             self,
             queries,
             keys,
@@ -140,7 +159,6 @@ class DualChannelAttentionMixin:
             scaling=self.head_dim**-0.5,
             **kwargs,
         )
-        return getattr(projections, o_name)(attn_output.reshape(batch_size, num_tokens, -1)), attn_weights
 
     def forward(
         self,
@@ -149,9 +167,11 @@ class DualChannelAttentionMixin:
         position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
         **kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        # Replaces the upstream forward: Attn and Attn⁺ as two plain passes, mixed per channel after the output
-        # projections. Two passes measured faster than one fused pass (one GEMM for both q/k/v sets, one attention
-        # call over both head sets): benchmarks/bench_encoder.py, README "Cost".
+        # Replaces the upstream forward: Attn and Attn⁺ mixed per channel after the output projections, either in
+        # two plain passes (the default: fused did not measure faster, README "Cost") or one fused pass
+        # (fused_attention.py), as config.attention_fusion says.
+        if self.config.attention_fusion == "fused":
+            return fused_dual_attention(self, hidden_states, attention_mask, position_embeddings, **kwargs)
         base_output, base_weights = self.attend(self, hidden_states, attention_mask, position_embeddings, **kwargs)
         plus_output, plus_weights = self.attend(
             self.attn_plus, hidden_states, attention_mask, position_embeddings, **kwargs
@@ -172,6 +192,13 @@ class SpatialBoostDinov3ViTAttention(DualChannelAttentionMixin, DINOv3ViTAttenti
     def rotate_queries_and_keys(self, queries, keys, position_embeddings):
         cos, sin = position_embeddings
         return apply_rotary_pos_emb(queries, keys, cos, sin)
+
+    def rotate_stacked_queries_and_keys(self, queries_and_keys, position_embeddings):
+        # Upstream `apply_rotary_pos_emb` on one tensor holding both branches' queries and keys: one rotation.
+        cos, sin = position_embeddings
+        num_patches = sin.shape[-2]
+        prefix, patches = queries_and_keys.split((queries_and_keys.shape[-2] - num_patches, num_patches), dim=-2)
+        return torch.cat((prefix, patches * cos + rotate_half(patches) * sin), dim=-2)
 
 
 class SpatialBoostSiglipAttention(DualChannelAttentionMixin, SiglipAttention):

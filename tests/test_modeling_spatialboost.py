@@ -318,22 +318,27 @@ save_file({"last_hidden_state": output.last_hidden_state, "pooler_output": outpu
 """
 
 
+def run_without_the_package(script: str, folder, inputs: dict) -> dict[str, torch.Tensor]:
+    """Runs `script` on a saved model `folder` in a fresh interpreter; returns the tensors it saved as outputs."""
+    save_file(inputs, folder / "inputs.safetensors")
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(folder)],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(folder / "hf_home"), "PATH": "", "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    return load_file(folder / "outputs.safetensors")
+
+
 @pytest.mark.slow
 def test_remote_code_round_trip_without_the_package(family, tmp_path):
     boosted = family.boost_class.from_base(make_base(family)).eval()
     perturb_attn_plus(boosted)
     boosted.save_pretrained(tmp_path)
     inputs = family.inputs()
-    save_file(inputs, tmp_path / "inputs.safetensors")
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE_CODE_SCRIPT, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"), "PATH": ""},
-    )
-    assert result.returncode == 0, result.stderr
-    remote = load_file(tmp_path / "outputs.safetensors")
+    remote = run_without_the_package(REMOTE_CODE_SCRIPT, tmp_path, inputs)
     with torch.no_grad():
         local = boosted(**inputs)
     torch.testing.assert_close(remote["last_hidden_state"], local.last_hidden_state)
