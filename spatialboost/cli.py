@@ -432,8 +432,11 @@ def _check_compare(args: argparse.Namespace) -> argparse.Namespace:
             raise ValueError("--rgbd-dir is required with --data rgbd")
         if not Path(args.rgbd_dir).expanduser().is_dir():
             raise ValueError(f"--rgbd-dir {args.rgbd_dir}: no such folder")
-    if args.data == "hub" and (args.dataset_name is None or args.depth_column is None):
-        raise ValueError("--dataset-name and --depth-column are required with --data hub")
+    if args.data == "hub":
+        if args.dataset_name is None:
+            raise ValueError("--dataset-name is required with --data hub")
+        if args.depth_column is None and args.mask_column is None and args.label_column is None:
+            raise ValueError("--data hub needs at least one of --depth-column, --mask-column, --label-column")
     if not 0.0 < args.test_fraction < 1.0:
         raise ValueError(f"--test-fraction must be in (0, 1), got {args.test_fraction}")
     return args

@@ -96,6 +96,7 @@ USAGE_ERRORS = [
     ("spatialboost-convert", ["only-one-argument"], "the following arguments are required: output_dir"),
     ("spatialboost-compare", ["--encoder", "base=./no-such-encoder"], "no such folder ./no-such-encoder"),
     ("spatialboost-compare", ["--encoder", "base=a/b", "--data", "rgbd"], "--rgbd-dir is required with --data rgbd"),
+    ("spatialboost-compare", ["--encoder", "base=a/b", "--data", "hub", "--dataset-name", "org/x"], "needs at least one of --depth-column"),
     ("spatialboost-quickstart", ["--image-size", "20"], "--image-size must be a positive multiple of 16, got 20"),
     ("spatialboost-tiny", ["--num-samples", "x"], "argument --num-samples: invalid int value: 'x'"),
 ]  # fmt: skip
