@@ -18,6 +18,7 @@ it shows the mechanics and measures honestly; it is not a trained model. Four pa
 `--skip-training` runs part 1 alone (under a minute)."""
 
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -166,8 +167,10 @@ def run_tour(workdir: Path, steps: int) -> list[str]:
 
 def run_logged(command: list[str], log: Path) -> None:
     """Runs a step of the pipeline as its user would, output to `log`; fails loudly with the log's tail."""
+    # The steps import this checkout's packages, whichever checkout the environment has installed.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     with log.open("w") as handle:
-        result = subprocess.run(command, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT)
+        result = subprocess.run(command, cwd=REPO_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed; last lines of {log}:\n" + "".join(log.read_text()[-3000:]))
 
