@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import DINOv3ViTConfig, DINOv3ViTModel
+from test_faults import base_checkpoint  # noqa: F401 (fixture: a tiny 2-layer DINOv3 base folder)
 
 from spatialboost import cli
 
@@ -110,24 +109,8 @@ def test_usage_errors_are_one_line_and_exit_2(name, argv, expected, tmp_path):
     assert not any(tmp_path.iterdir())  # nothing written
 
 
-@pytest.fixture(scope="module")
-def two_layer_base(tmp_path_factory):
-    torch.manual_seed(0)
-    config = DINOv3ViTConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        patch_size=8,
-        image_size=32,
-        num_register_tokens=0,
-    )
-    folder = tmp_path_factory.mktemp("cli") / "base"
-    DINOv3ViTModel(config).save_pretrained(folder)
-    return folder
-
-
-def test_layers_out_of_range_is_one_line_naming_the_layers(two_layer_base, tmp_path):
+def test_layers_out_of_range_is_one_line_naming_the_layers(base_checkpoint, tmp_path):  # noqa: F811 (fixture)
+    two_layer_base = base_checkpoint[0]
     result = command("spatialboost-convert", str(two_layer_base), str(tmp_path / "out"), "--layers", "7")
     assert result.returncode == 1
     line = error_line(result, "spatialboost-convert")
