@@ -17,77 +17,20 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
 
 from datasets import Features
 from huggingface_hub import DatasetCard
 from tqdm.auto import tqdm
-from transformers import HfArgumentParser
 
 from . import publishing
-from .frames import BackendUnavailableError, SkipSample
+from .arguments import BuildArguments, arg  # noqa: F401  (re-exported: the builders' shared arguments)
+from .frames import SkipSample
 from .spatial import Thresholds
-
-
-def arg(default, help: str):
-    """A dataclass field with its `--help` text (HfArgumentParser adds the `--dashed-name` spelling itself)."""
-    if isinstance(default, list | tuple):
-        return field(default_factory=lambda: list(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass
-class BuildArguments:
-    """The arguments every builder takes (each is also a `--dashed-name` flag); builders add their own.
-
-    Args:
-        output_dir (`str`): Build directory (also the layout uploaded to the Hub).
-        num_samples (`int`, *optional*): Samples to attempt (synthetic: scenes; other sources: the first N, all
-            when unset).
-        seed (`int`): Build seed; sample `i` uses `(seed, i)` whatever the sharding.
-        num_shards (`int`): Machines sharing the build.
-        shard_index (`int`): This machine's share.
-        num_proc (`int`): Local worker processes.
-        samples_per_chunk (`int`): Samples per parquet file and completion marker.
-        min_yield (`float`): Built / attempted below which the build fails loudly.
-        push_to_hub (`str`, *optional*): Dataset repository to upload to.
-        private (`bool`): Create that repository private.
-        license (`str`, *optional*): Licence of the data (default: cc-by-4.0 for synthetic, `other` otherwise).
-        jpeg_quality (`int`): JPEG quality of the stored images.
-    """
-
-    output_dir: str = arg("spatialboost-dataset", "Build directory.")
-    num_samples: int | None = arg(None, "Samples to attempt.")
-    seed: int = arg(0, "Build seed.")
-    num_shards: int = arg(1, "Machines sharing the build.")
-    shard_index: int = arg(0, "This machine's share.")
-    num_proc: int = arg(1, "Local worker processes.")
-    samples_per_chunk: int = arg(100, "Samples per parquet file.")
-    min_yield: float = arg(0.5, "Built / attempted below which the build fails.")
-    push_to_hub: str | None = arg(None, "Dataset repository to upload to.")
-    private: bool = arg(False, "Create the Hub repository private.")
-    license: str | None = arg(None, "Licence of the data.")
-    jpeg_quality: int = arg(95, "JPEG quality of stored images.")
-
-    # Arguments that change how a build runs, not which rows it makes: a build may resume with other values.
-    run_only_arguments = ("num_proc", "num_shards", "shard_index", "min_yield", "push_to_hub", "private", "license")
-
-    def __post_init__(self):
-        if not 0 <= self.shard_index < self.num_shards:
-            raise ValueError(f"shard_index must be in [0, {self.num_shards}), got {self.shard_index}")
-        if not 0.0 <= self.min_yield <= 1.0:
-            raise ValueError(f"min_yield must be in [0, 1], got {self.min_yield}")
-        if self.num_proc < 1 or self.samples_per_chunk < 1:
-            raise ValueError("num_proc and samples_per_chunk must be at least 1")
-
-    def data_license(self, synthetic: bool) -> str:
-        """The licence written to the card: `license` if set, else cc-by-4.0 for rendered data, `other` otherwise."""
-        return self.license or ("cc-by-4.0" if synthetic else "other")
 
 
 class YieldTooLowError(RuntimeError):
@@ -268,21 +211,3 @@ def run_build(
             commit_message=f"Upload SpatialBoost {dataset_title} data",
         )
     return manifest
-
-
-def run_cli(arguments_class: type[BuildArguments], build: Callable[[BuildArguments], dict], argv) -> None:
-    """A builder's console entry point: parse `argv`, build, print the counts; exit 2 on a too-low yield."""
-    (args,) = HfArgumentParser(arguments_class).parse_args_into_dataclasses(args=argv)
-    try:
-        manifest = build(args)
-    except YieldTooLowError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from error
-    except BackendUnavailableError as error:  # names the model and what to do instead; a traceback adds nothing
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(1) from error
-    views = f" (views: {manifest['views'] or 'none'})" if "views" in manifest else ""
-    print(
-        f"built {manifest['built']} of {manifest['attempted']} samples into {args.output_dir}{views}; "
-        f"skipped: {manifest['skipped'] or 'none'}"
-    )

@@ -23,19 +23,18 @@ Machines split a build with `--num-shards N --shard-index i`; rerunning the same
 from __future__ import annotations
 
 import io
-import sys
-from dataclasses import asdict, dataclass
-from typing import Literal
+from dataclasses import asdict
 
 import numpy as np
 from datasets import Features, List, Value, load_dataset
 from PIL import Image, ImageDraw, ImageFont
 
 from . import publishing
-from .building import BuildArguments, ChunkedBuilder, arg, run_build, run_cli
+from .arguments import MultiturnArguments
+from .building import ChunkedBuilder, run_build
 from .frames import Frame, SkipSample
-from .perception import BackendUnavailableError, Perception
-from .questions import ORDERS, Conversation, write_conversation
+from .perception import Perception
+from .questions import Conversation, write_conversation
 from .sources import (
     AnnotatedRGBDSource,
     HubImageSource,
@@ -131,108 +130,6 @@ COLUMN_DOCS = {
         "backends (role, model id, revision) and every geometric threshold."
     ),
 }
-
-
-@dataclass
-class MultiturnArguments(BuildArguments):
-    """Arguments of `spatialboost-build-multiturn`: those of [`BuildArguments`] (output, seed, shards, workers,
-    chunks, yield, Hub, licence, JPEG quality) and the ones below (every one is also a `--dashed-name` flag).
-
-    Args:
-        source (`str`): `synthetic` (default, exact ground truth), `rgbd`, `image_folder` or `hub`.
-        order (`str`): Turn order: `forward`, `reverse` or `shuffled` (ablations).
-        input_dir (`str`, *optional*): Folder of the `rgbd` and `image_folder` sources.
-        rgbd_layout (`str`): `redwood` (color/, depth/ in mm, camera_primesense.json), `single_frames`
-            (`{TUM,SUN,NYU}_{color,depth}.*`), `annotated` (one folder per frame, found recursively: color.jpg,
-            depth.png, camera.json with intrinsics and up_camera, instances.png, objects.json), `sunrgbd` (the
-            official SUN RGB-D release folders) or `scannet` (a ScanNet scene export with its 2D instance masks).
-            The last three carry their own masks, names, intrinsics and up vector (`dataset_builders.sources`).
-        estimate_gravity (`bool`): Ignore the dataset's up vector and estimate gravity from the depth.
-        sunrgbd_depth (`str`): `depth` (raw readings) or `depth_bfx` (the toolbox's hole-filled depth).
-        scannet_label_map (`str`, *optional*): Path of `scannetv2-labels.combined.tsv` (searched next to the scene
-            by default).
-        frame_step (`int`): Every `frame_step`-th annotated ScanNet frame.
-        dataset_name (`str`, *optional*): Hub dataset of the `hub` source.
-        dataset_split (`str`): Its split.
-        dataset_revision (`str`, *optional*): Its revision (pin a commit for reproducible builds).
-        image_column (`str`): Its image column.
-        image_width (`int`): Synthetic image width.
-        image_height (`int`): Synthetic image height.
-        min_objects (`int`): Fewest objects per synthetic scene.
-        max_objects (`int`): Most objects per synthetic scene.
-        depth_backend (`str`): `depth_pro` or `depth_anything` (sources without depth).
-        depth_model (`str`): Model id of the depth backend.
-        depth_revision (`str`, *optional*): Its revision.
-        segmenter (`str`): `sam3`, `grounding_dino_sam2`, or `depth_clusters` (no model, asked for explicitly:
-            connected depth regions off the floor, walls and other large planes, named `depth_cluster_label`; for
-            RGB-D without masks or a segmentation model). Layouts with masks of their own never run one.
-        depth_cluster_label (`str`): Name of the depth-cluster segments in the text (`region` by default; they
-            are not known to be objects, so `object` only when asked for).
-        segmenter_model (`str`): SAM3 model id, or the SAM2 one with `grounding_dino_sam2` (e.g.
-            `facebook/sam2.1-hiera-tiny`).
-        segmenter_revision (`str`, *optional*): Its revision.
-        detector_model (`str`): Grounding DINO model id (with `grounding_dino_sam2`).
-        detector_revision (`str`, *optional*): Its revision.
-        categories (`list[str]`): Text prompts of the segmenter.
-        captioner_model (`str`, *optional*): Florence-2 model id; captions are written from the objects when unset.
-        captioner_revision (`str`, *optional*): Its revision.
-        caption_max_new_tokens (`int`): Caption length limit in tokens.
-        device (`str`): Torch device of the perception models.
-        batch_size (`int`): Images per perception batch.
-    """
-
-    output_dir: str = arg("spatialboost-multiturn", "Build directory.")
-    source: Literal["synthetic", "rgbd", "image_folder", "hub"] = arg("synthetic", "Input source.")
-    order: Literal["forward", "reverse", "shuffled"] = arg("forward", "Turn order.")
-    input_dir: str | None = arg(None, "Folder of the rgbd / image_folder source.")
-    rgbd_layout: Literal["redwood", "single_frames", "annotated", "sunrgbd", "scannet"] = arg(
-        "redwood", "RGB-D folder layout."
-    )
-    estimate_gravity: bool = arg(False, "Ignore the dataset's up vector and estimate gravity.")
-    sunrgbd_depth: Literal["depth", "depth_bfx"] = arg("depth", "SUN RGB-D depth folder.")
-    scannet_label_map: str | None = arg(None, "Path of scannetv2-labels.combined.tsv.")
-    frame_step: int = arg(1, "Every frame_step-th annotated ScanNet frame.")
-    dataset_name: str | None = arg(None, "Hub dataset of the hub source.")
-    dataset_split: str = arg("train", "Split of the hub source.")
-    dataset_revision: str | None = arg(None, "Revision of the hub source.")
-    image_column: str = arg("image", "Image column of the hub source.")
-    image_width: int = arg(640, "Synthetic image width.")
-    image_height: int = arg(480, "Synthetic image height.")
-    min_objects: int = arg(8, "Fewest objects per synthetic scene.")
-    max_objects: int = arg(12, "Most objects per synthetic scene.")
-    depth_backend: Literal["depth_pro", "depth_anything"] = arg("depth_pro", "Depth model family.")
-    depth_model: str = arg("apple/DepthPro-hf", "Depth model id.")
-    depth_revision: str | None = arg(None, "Depth model revision.")
-    segmenter: Literal["sam3", "grounding_dino_sam2", "depth_clusters"] = arg("sam3", "Instance segmenter.")
-    depth_cluster_label: str = arg("region", "Name of depth-cluster segments in the text.")
-    segmenter_model: str = arg("facebook/sam3", "SAM3 model id, or the SAM2 one with grounding_dino_sam2.")
-    segmenter_revision: str | None = arg(None, "Segmenter revision.")
-    detector_model: str = arg("IDEA-Research/grounding-dino-tiny", "Grounding DINO id (grounding_dino_sam2).")
-    detector_revision: str | None = arg(None, "Detector revision.")
-    categories: list[str] = arg(
-        ["chair", "table", "sofa", "bed", "cabinet", "desk", "lamp", "monitor", "plant", "bottle", "cup", "book"],
-        "Segmenter text prompts.",
-    )
-    captioner_model: str | None = arg(None, "Florence-2 model id.")
-    captioner_revision: str | None = arg(None, "Captioner revision.")
-    caption_max_new_tokens: int = arg(96, "Caption length limit in tokens.")
-    device: str = arg("cpu", "Torch device of the perception models.")
-    batch_size: int = arg(8, "Images per perception batch.")
-
-    run_only_arguments = (*BuildArguments.run_only_arguments, "device", "batch_size")
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.order not in ORDERS:
-            raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
-        if self.source in ("rgbd", "image_folder") and self.input_dir is None:
-            raise ValueError(f"--input-dir is required for source {self.source!r}")
-        if self.source == "hub" and self.dataset_name is None:
-            raise ValueError("--dataset-name is required for source 'hub'")
-        if self.source == "synthetic" and self.num_samples is None:
-            raise ValueError("--num-samples is required for source 'synthetic'")
-        if self.frame_step < 1:
-            raise ValueError(f"frame_step must be at least 1, got {self.frame_step}")
 
 
 def make_source(args: MultiturnArguments, thresholds: Thresholds):
@@ -526,12 +423,10 @@ and of the perception models' outputs applies.
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point `spatialboost-build-multiturn`; exits 2 with the reason when a backend cannot load."""
-    try:
-        run_cli(MultiturnArguments, build, argv)
-    except BackendUnavailableError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from error
+    """Console entry point `spatialboost-build-multiturn` (parser and one-line errors: `spatialboost/cli.py`)."""
+    from spatialboost.cli import build_multiturn
+
+    build_multiturn(argv)
 
 
 if __name__ == "__main__":

@@ -30,14 +30,14 @@ import numpy as np
 from datasets import Features, List, Value
 
 from . import publishing
-from .building import ChunkedBuilder, arg, run_build, run_cli
+from .arguments import MultiviewMultiturnArguments
+from .building import ChunkedBuilder, run_build
 from .frames import SkipReason, SkipSample
 from .geometry import Cube, canonical_yaw, centre_distance, erode_mask, fit_cube, occluded_boundary_fraction
 from .multiturn import TURN_FEATURES, draw_marks, marker_radius
 from .multiview_vqa import (
     PROVENANCE_FEATURES,
     MarkedPoint,
-    MultiviewVQAArguments,
     SyntheticMultiviewSource,
     card_tables,
     choose_points,
@@ -83,26 +83,6 @@ COLUMN_DOCS = {
         "poses, thresholds; plus the turns left out (`dropped_turns`)."
     ),
 }
-
-
-@dataclass
-class MultiviewMultiturnArguments(MultiviewVQAArguments):
-    """Arguments of `spatialboost-build-multiview-multiturn`: those of `spatialboost-build-multiview-vqa`.
-
-    The source must be `synthetic` (objects need instance ids shared across views). `view_mix` defaults to the
-    stage-2 proportions too.
-    """
-
-    output_dir: str = arg("spatialboost-multiview-multiturn", "Build directory.")
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.source != "synthetic":
-            raise ValueError(
-                "the multi-view multi-turn builder needs object ids shared across views: source synthetic"
-            )
-        if self.writer != "template":
-            raise ValueError("the multi-view multi-turn builder has the template writer only")
 
 
 @dataclass
@@ -613,8 +593,10 @@ Data: `{license}` (images rendered by the package).
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point `spatialboost-build-multiview-multiturn`."""
-    run_cli(MultiviewMultiturnArguments, build, argv)
+    """Console entry point `spatialboost-build-multiview-multiturn` (parser and one-line errors: `spatialboost/cli.py`)."""
+    from spatialboost.cli import build_multiview_multiturn
+
+    build_multiview_multiturn(argv)
 
 
 if __name__ == "__main__":

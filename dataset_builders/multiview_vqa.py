@@ -24,13 +24,13 @@ from __future__ import annotations
 import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from datasets import Features, List, Value
 
 from . import publishing
-from .building import BuildArguments, ChunkedBuilder, arg, run_build, run_cli
+from .arguments import MultiviewVQAArguments
+from .building import ChunkedBuilder, run_build
 from .frames import SkipReason, SkipSample
 from .geometry import depth_edges
 from .multiturn import draw_marks, marker_radius
@@ -38,7 +38,6 @@ from .questions import DEPTH_TOLERANCE_M, DISTANCE_TOLERANCE_FRACTION, Conversat
 from .reconstruction import FrameFolderSource, VGGTBackend
 from .spatial import Thresholds
 from .views import (
-    DEFAULT_VIEW_MIX,
     LpipsScorer,
     PosedRGBDSequence,
     PosedView,
@@ -129,111 +128,6 @@ COLUMN_DOCS = {
         "per-view intrinsics and camera-to-world poses (row-major 4x4); writer; every threshold."
     ),
 }
-
-
-@dataclass
-class MultiviewVQAArguments(BuildArguments):
-    """Arguments of `spatialboost-build-multiview-vqa`: those of [`BuildArguments`] (output, samples, seed, shards,
-    workers, chunks, yield, Hub, licence, JPEG quality; posed_rgbd samples are start frames) and the ones below
-    (every one is also a `--dashed-name` flag).
-
-    Args:
-        source (`str`): `synthetic` (default: procedural scenes, exact geometry), `posed_rgbd` (a Redwood- or
-            ScanNet-layout sequence with poses) or `frames` (unposed frames, reconstructed).
-        input_dir (`str`, *optional*): Sequence folder of `posed_rgbd`.
-        num_frames (`int`): Frames sampled from the `frames` folder and reconstructed.
-        reconstruction_model (`str`): VGGT weights of the `frames` source (the `vggt` package must be installed);
-            VGGT's scale is not metric, so only scale-free questions are asked (`metric_depth=False`).
-        reconstruction_revision (`str`, *optional*): Their revision.
-        device (`str`): Torch device of the reconstruction model.
-        rgbd_layout (`str`): `redwood` (color/, depth/ in mm, camera_primesense.json, trajectory.log) or `scannet`
-            (a SensReader export: color/ at full resolution with intrinsic/intrinsic_color.txt, depth/ with
-            intrinsic_depth.txt, pose/N.txt; depth is registered onto the colour image, frames with invalid poses
-            are skipped and counted).
-        image_width (`int`): Synthetic image width.
-        image_height (`int`): Synthetic image height.
-        min_objects (`int`): Fewest objects per synthetic scene.
-        max_objects (`int`): Most objects per synthetic scene.
-        frames_per_scene (`int`): Length of the synthetic camera path (at least 8).
-        view_mix (`str`): Proportions of 2-, 4- and 8-view samples, `views:weight` pairs.
-        selection (`str`): `covisibility` (offline) or `lpips_and_covisibility` (needs `lpips` and its weights).
-        min_covisibility (`float`): Lower end of the anchors' covisibility band.
-        max_covisibility (`float`): Upper end of the band.
-        max_candidates (`int`): Later frames per anchor whose covisibility is measured (bounded work on long scans).
-        writer (`str`): `template` (default, deterministic) or `llm` (an OpenAI-compatible endpoint rewrites the
-            template's questions and answers; its key is read from `SPATIALBOOST_LLM_API_KEY` or `OPENAI_API_KEY`
-            only, so it never reaches the manifest or the card).
-        llm_base_url (`str`, *optional*): Endpoint, e.g. `https://api.openai.com/v1` (else `SPATIALBOOST_LLM_BASE_URL`).
-        llm_model (`str`, *optional*): Model, e.g. `gpt-4o` (else `SPATIALBOOST_LLM_MODEL`).
-        llm_cache_dir (`str`, *optional*): Reply cache (default: `.llm-cache` inside the output directory).
-        depth_margin_m (`float`): Depth difference under which "which view sees it closer" is a near-tie (not asked).
-        depth_margin_fraction (`float`): Same, relative to the nearer depth (the larger margin applies).
-    """
-
-    source: Literal["synthetic", "posed_rgbd", "frames"] = arg("synthetic", "Input source.")
-    output_dir: str = arg("spatialboost-multiview-vqa", "Build directory.")
-    input_dir: str | None = arg(None, "Sequence folder of the posed_rgbd source.")
-    num_frames: int = arg(16, "Frames sampled from the frames folder.")
-    reconstruction_model: str = arg("facebook/VGGT-1B", "VGGT weights of the frames source.")
-    reconstruction_revision: str | None = arg(None, "Their revision.")
-    device: str = arg("cpu", "Torch device of the reconstruction model.")
-    rgbd_layout: Literal["redwood", "scannet"] = arg("redwood", "Posed RGB-D folder layout.")
-    image_width: int = arg(640, "Synthetic image width.")
-    image_height: int = arg(480, "Synthetic image height.")
-    min_objects: int = arg(8, "Fewest objects per synthetic scene.")
-    max_objects: int = arg(12, "Most objects per synthetic scene.")
-    frames_per_scene: int = arg(12, "Synthetic camera path length.")
-    view_mix: str = arg(",".join(f"{k}:{v}" for k, v in DEFAULT_VIEW_MIX.items()), "views:weight proportions.")
-    selection: Literal["covisibility", "lpips_and_covisibility"] = arg("covisibility", "View selection.")
-    min_covisibility: float = arg(SelectionThresholds.min_covisibility, "Lower end of the covisibility band.")
-    max_covisibility: float = arg(SelectionThresholds.max_covisibility, "Upper end of the covisibility band.")
-    max_candidates: int = arg(SelectionThresholds.max_candidates, "Later frames measured per anchor.")
-    writer: Literal["template", "llm"] = arg("template", "Question writer.")
-    llm_base_url: str | None = arg(None, "OpenAI-compatible endpoint of the llm writer.")
-    llm_model: str | None = arg(None, "Model of the llm writer.")
-    llm_cache_dir: str | None = arg(None, "Reply cache of the llm writer.")
-    depth_margin_m: float = arg(Thresholds.depth_margin_m, "Near-tie depth margin in metres.")
-    depth_margin_fraction: float = arg(Thresholds.depth_margin_fraction, "Near-tie depth margin, relative.")
-
-    run_only_arguments = (*BuildArguments.run_only_arguments, "device", "llm_cache_dir")
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.source in ("posed_rgbd", "frames") and self.input_dir is None:
-            raise ValueError(f"--input-dir is required for source {self.source!r}")
-        if self.source == "synthetic" and self.num_samples is None:
-            raise ValueError("--num-samples is required for source 'synthetic'")
-        if not 0.0 <= self.min_covisibility < self.max_covisibility <= 1.0:
-            raise ValueError(
-                f"need 0 <= min_covisibility < max_covisibility <= 1, got {self.min_covisibility}, "
-                f"{self.max_covisibility}"
-            )
-        if self.max_candidates < 1:
-            raise ValueError(f"max_candidates must be at least 1, got {self.max_candidates}")
-        if self.frames_per_scene < 8:
-            raise ValueError(f"frames_per_scene must be at least 8 (8-view samples), got {self.frames_per_scene}")
-        self.mix()  # validates
-
-    def mix(self) -> dict[int, float]:
-        """`view_mix` parsed: `{2: 160.0, 4: 30.0, 8: 10.0}`."""
-        try:
-            mix = {int(k): float(v) for k, v in (part.split(":") for part in self.view_mix.split(","))}
-        except ValueError as error:
-            raise ValueError(f"view_mix must look like '2:160,4:30,8:10', got {self.view_mix!r}") from error
-        if not mix or set(mix) - {2, 4, 8} or min(mix.values()) < 0 or sum(mix.values()) <= 0:
-            raise ValueError(f"view_mix needs views in {{2, 4, 8}} and non-negative weights, got {self.view_mix!r}")
-        return mix
-
-    def selection_thresholds(self) -> SelectionThresholds:
-        return SelectionThresholds(
-            min_covisibility=self.min_covisibility,
-            max_covisibility=self.max_covisibility,
-            max_candidates=self.max_candidates,
-        )
-
-    def thresholds(self) -> Thresholds:
-        """The geometric thresholds with this build's near-tie depth margins."""
-        return Thresholds(depth_margin_m=self.depth_margin_m, depth_margin_fraction=self.depth_margin_fraction)
 
 
 class SyntheticMultiviewSource:
@@ -786,8 +680,10 @@ Data: `{license}`. Synthetic images are rendered by the package; for other sourc
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point `spatialboost-build-multiview-vqa`."""
-    run_cli(MultiviewVQAArguments, build, argv)
+    """Console entry point `spatialboost-build-multiview-vqa` (parser and one-line errors: `spatialboost/cli.py`)."""
+    from spatialboost.cli import build_multiview_vqa
+
+    build_multiview_vqa(argv)
 
 
 if __name__ == "__main__":

@@ -24,16 +24,19 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from datasets import Dataset
-from datasets import Image as ImageFeature
 from PIL import Image, ImageDraw
 
 from .frames import Frame, Instance, SkipReason, SkipSample, clean_depth, decode_image
 from .geometry import Intrinsics, register_depth
 from .scenes import Scene, generate_scene
 from .spatial import Thresholds
+
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".webp", ".tif", ".tiff")
@@ -680,6 +683,8 @@ class HubImageSource:
     """
 
     def __init__(self, dataset: Dataset, image_column: str, thresholds: Thresholds, name: str = "hub"):
+        from datasets import Image as ImageFeature  # here: the other sources do not need `datasets`
+
         self.dataset = dataset.cast_column(image_column, ImageFeature(decode=False))
         self.image_column, self.thresholds, self.name = image_column, thresholds, name
 

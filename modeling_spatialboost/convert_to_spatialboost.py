@@ -15,31 +15,17 @@ the Hub.
 
 import json
 import os
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from transformers import AutoConfig, HfArgumentParser
+from transformers import AutoConfig
 from transformers.utils import cached_file
 
 from . import SUPPORTED_BASE_MODEL_TYPES
 
 
 HUB_KWARGS = ("revision", "token", "cache_dir")
-
-
-@dataclass
-class ConvertArguments:
-    """Options of `spatialboost-convert BASE OUTPUT_DIR` (the two positional arguments are added in `main`)."""
-
-    layers: list[int] | None = field(
-        default=None, metadata={"help": "Indices of the layers that get a dual-channel attention (default: all)."}
-    )
-    revision: str = field(default="main", metadata={"help": "Revision (commit, tag, branch) of the base checkpoint."})
-    push_to_hub: str | None = field(default=None, metadata={"help": "Also push the result to this Hub repo id."})
-    private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
 
 
 def looks_local(base) -> bool:
@@ -186,25 +172,11 @@ def _convert(base, boost_layers: list[int] | None, from_pretrained_kwargs: dict)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`spatialboost-convert`: a refused conversion prints one line naming the checkpoint and exits with status 1."""
-    parser = HfArgumentParser(ConvertArguments, description=__doc__.split("\n")[0])
-    parser.add_argument("base", help="Hub id or local folder of a DINOv3 ViT, SigLIP or SigLIP2 checkpoint.")
-    parser.add_argument("output_dir", help="Folder to write the SpatialBoost encoder to.")
-    args, paths = parser.parse_args_into_dataclasses(args=argv)
-    try:
-        model = convert_to_spatialboost(paths.base, boost_layers=args.layers, revision=args.revision)
-        model.save_pretrained(paths.output_dir)
-    except (ValueError, OSError) as error:
-        sys.exit(f"spatialboost-convert: error: {' '.join(str(error).split())}")
-    trainable = sum(p.numel() for name, p in model.named_parameters() if ".attn_plus." in name)
-    print(
-        f"Converted {paths.base} ({model.config.num_hidden_layers} layers) into {type(model).__name__}: "
-        f"dual-channel attention in layers {model.config.boosted_layer_indices}, "
-        f"{trainable:,} new trainable parameters. Saved to {paths.output_dir}."
-    )
-    if args.push_to_hub:
-        url = model.push_to_hub(args.push_to_hub, private=args.private)
-        print(f"Pushed to {url}")
+    """`spatialboost-convert`: a refused conversion prints one line naming the checkpoint and exits with status 1
+    (the parser is `spatialboost/cli.py`'s, so that `--help` answers without importing torch)."""
+    from spatialboost.cli import convert
+
+    convert(argv)
 
 
 if __name__ == "__main__":

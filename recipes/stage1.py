@@ -17,8 +17,9 @@ and its LoRA options (`--use_peft`) for stage 2.
 
 from dataclasses import dataclass, field
 
-from trl import ModelConfig, TrlParser
+from trl import ModelConfig
 
+from spatialboost.cli import run_recipe
 from spatialboost.training import (
     SpatialBoostDataArguments,
     SpatialBoostSFTConfig,
@@ -92,4 +93,4 @@ def main(
 
 
 if __name__ == "__main__":
-    main(*TrlParser(ARGUMENTS).parse_args_and_config())
+    run_recipe(main, ARGUMENTS)  # TRL's parser (--config YAML, overrides); errors in one line, --debug: traceback

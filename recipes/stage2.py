@@ -19,8 +19,9 @@ Any option of the YAML can be overridden on the command line (`--model_name_or_p
 encoder; the adapter is saved under `output_dir/adapter` and merged into the LM of the VLM saved in `output_dir`.
 """
 
-from trl import ModelConfig, TrlParser
+from trl import ModelConfig
 
+from spatialboost.cli import run_recipe
 from spatialboost.training import (
     SpatialBoostDataArguments,
     SpatialBoostSFTConfig,
@@ -58,4 +59,4 @@ def main(
 
 
 if __name__ == "__main__":
-    main(*TrlParser(ARGUMENTS).parse_args_and_config())
+    run_recipe(main, ARGUMENTS)  # TRL's parser (--config YAML, overrides); errors in one line, --debug: traceback

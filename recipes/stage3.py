@@ -20,8 +20,9 @@ Any option of the YAML can be overridden on the command line (`--mix_logit_learn
 
 from dataclasses import dataclass, field
 
-from trl import ModelConfig, TrlParser
+from trl import ModelConfig
 
+from spatialboost.cli import run_recipe
 from spatialboost.training import (
     SpatialBoostDataArguments,
     SpatialBoostSFTConfig,
@@ -88,4 +89,4 @@ def main(
 
 
 if __name__ == "__main__":
-    main(*TrlParser(ARGUMENTS).parse_args_and_config())
+    run_recipe(main, ARGUMENTS)  # TRL's parser (--config YAML, overrides); errors in one line, --debug: traceback

@@ -257,42 +257,23 @@ def load_splits(args: argparse.Namespace) -> tuple[ProbeSplit, ProbeSplit]:
     return part(slice(None, cut)), part(slice(cut, None))
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--encoder",
-        action="append",
-        required=True,
-        metavar="NAME=PATH_OR_ID",
-        help="An encoder to compare (repeat): folder or Hub id of a base or boosted encoder.",
-    )
-    parser.add_argument("--revision", default=None, help="Revision of Hub encoders (pin a commit).")
-    parser.add_argument("--data", choices=["synthetic", "rgbd", "hub"], default="synthetic")
-    parser.add_argument("--train-scenes", type=int, default=96, help="synthetic: probe-training scenes")
-    parser.add_argument("--test-scenes", type=int, default=32, help="synthetic: probe-test scenes")
-    parser.add_argument("--scene-seed", type=int, default=100_000, help="synthetic: first scene seed")
-    parser.add_argument("--image-size", type=int, nargs=2, default=[128, 96], metavar=("WIDTH", "HEIGHT"))
-    parser.add_argument("--rgbd-dir", default=None, help="rgbd: folder with color/ and depth/")
-    parser.add_argument("--depth-scale", type=float, default=1000.0, help="rgbd/hub: raw depth units per metre")
-    parser.add_argument("--dataset-name", default=None, help="hub: dataset id")
-    parser.add_argument("--dataset-split", default="validation")
-    parser.add_argument("--dataset-revision", default=None)
-    parser.add_argument("--image-column", default="image")
-    parser.add_argument("--depth-column", default=None, help="hub: depth column (NYUv2 copies: depth_map)")
-    parser.add_argument("--mask-column", default=None, help="hub: semantic mask column (class ids)")
-    parser.add_argument("--mask-offset", type=int, default=0, help="hub: added to mask ids (ADE20K: -1)")
-    parser.add_argument("--label-column", default=None, help="hub: integer image-level label column")
-    parser.add_argument("--num-rows", type=int, default=None)
-    parser.add_argument("--test-fraction", type=float, default=0.3, help="rgbd/hub: share of frames scored")
-    parser.add_argument("--output-dir", default="spatialboost-probe-report")
-    args = parser.parse_args(argv)
-    encoders = dict(spec.split("=", 1) for spec in args.encoder)
+def run_compare(args) -> None:
+    """Probe `args.encoders` on the chosen data and write the report (arguments of `spatialboost-compare`, parsed and
+    checked in `spatialboost/cli.py`)."""
+    encoders = args.encoders
     train, test = load_splits(args)
     print(f"Probe data: {args.data}, {len(train)} images to fit, {len(test)} to score.")
     results = compare(encoders, train, test, revision=args.revision)
     print(markdown_table(results))
     report = write_report(results, test, args.output_dir)
     print(f"\nReport: {report}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`spatialboost-compare` (parser: `spatialboost/cli.py`)."""
+    from .cli import compare
+
+    compare(argv)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ it shows the mechanics and measures honestly; it is not a trained model. Four pa
 
 `--skip-training` runs part 1 alone (under a minute)."""
 
-import argparse
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -167,8 +167,10 @@ def run_tour(workdir: Path, steps: int) -> list[str]:
 
 def run_logged(command: list[str], log: Path) -> None:
     """Runs a step of the pipeline as its user would, output to `log`; fails loudly with the log's tail."""
+    # The steps import this checkout's packages, whichever checkout the environment has installed.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     with log.open("w") as handle:
-        result = subprocess.run(command, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT)
+        result = subprocess.run(command, cwd=REPO_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed; last lines of {log}:\n" + "".join(log.read_text()[-3000:]))
 
@@ -398,20 +400,8 @@ def run_probes(args, workdir: Path) -> bool:
     return abs_rel_holds
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--output-dir", default=None, help="Keep every folder here (default: a temp dir).")
-    parser.add_argument("--steps", type=int, default=5, help="Part 1: optimizer steps on the stand-in objective.")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Training seeds (base and stages).")
-    parser.add_argument("--num-samples", type=int, default=64, help="Synthetic scenes for the multi-turn data.")
-    parser.add_argument("--stage-steps", type=int, nargs=3, default=[20, 200, 100], help="max_steps of stages 1-3.")
-    parser.add_argument("--pretrain-steps", type=int, default=300, help="Base pre-training on category (0: none).")
-    parser.add_argument("--pretrain-scenes", type=int, default=256)
-    parser.add_argument("--probe-train", type=int, default=96, help="Scenes the probes are fitted on.")
-    parser.add_argument("--probe-test", type=int, default=48, help="Held-out scenes the probes are scored on.")
-    parser.add_argument("--image-size", type=int, default=96, help="Encoder input side (multiple of 16).")
-    parser.add_argument("--skip-training", action="store_true", help="Only part 1 (the encoder invariants).")
-    args = parser.parse_args(argv)
+def run_quickstart(args) -> None:
+    """The four parts, with the arguments of `spatialboost-quickstart` (parsed and checked in `spatialboost/cli.py`)."""
     transformers_logging.disable_progress_bar()  # the quickstart's own bars say where it is
     workdir = Path(args.output_dir or tempfile.mkdtemp(prefix="spatialboost-quickstart-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -425,6 +415,13 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_training:
         run_probes(args, workdir)
     print(f"\nEverything is under {workdir}. Took {time.perf_counter() - start:.0f} s.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`spatialboost-quickstart` (parser: `spatialboost/cli.py`)."""
+    from .cli import quickstart
+
+    quickstart(argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ writes `encoder-base/` (base checkpoint, converted on the fly by stage 1), `llm/
 (parquet shards that `load_dataset("tiny-spatialboost/data")` reads). SpatialBoost: https://arxiv.org/abs/2603.22057.
 """
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -259,12 +258,10 @@ def write_tiny_setup(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--output-dir", default="tiny-spatialboost")
-    parser.add_argument("--num-samples", type=int, default=64)
-    args = parser.parse_args(argv)
-    folder = write_tiny_setup(args.output_dir, num_samples=args.num_samples)
-    print(f"Wrote a tiny base encoder, LM + tokenizer (RANDOM weights) and {args.num_samples} rows under {folder}/")
+    """`spatialboost-tiny` (parser: `spatialboost/cli.py`)."""
+    from .cli import tiny
+
+    tiny(argv)
 
 
 if __name__ == "__main__":

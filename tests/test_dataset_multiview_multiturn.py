@@ -133,4 +133,4 @@ def test_build_round_trip(tmp_path):
     assert len(ds) == manifest["built"] and manifest["attempted"] == 4
     assert "spatialboost-build-multiview-multiturn" in (tmp_path / "out" / "README.md").read_text()
     with pytest.raises(ValueError, match="synthetic"):
-        MultiviewMultiturnArguments(source="posed_rgbd", input_dir="x")
+        MultiviewMultiturnArguments(source="posed_rgbd", num_samples=1)

@@ -85,7 +85,7 @@ def test_view_mix_follows_the_paper_proportions():
     assert abs(counts[2] / 2000 - 0.8) < 0.01 and abs(counts[4] / 2000 - 0.15) < 0.01
     assert abs(counts[8] / 2000 - 0.05) < 0.01
     assert {views_for_index(i, {4: 1}) for i in range(50)} == {4}
-    with pytest.raises(ValueError, match="view_mix"):
+    with pytest.raises(ValueError, match="--view-mix"):
         MultiviewVQAArguments(num_samples=1, view_mix="3:1")
 
 
