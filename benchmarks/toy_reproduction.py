@@ -317,9 +317,11 @@ def stage3_variant(name: str, stage2_vlm, base_encoder, data, args, probe_train:
         parameter.requires_grad_(False)
     encoder = vlm.model.vision_tower
     facts = {}
-    if name == "spatialboost":
+    if name.startswith("spatialboost"):
+        # "spatialboost" trains at --lr3; "spatialboost@LR" (from --extra-lr3) at LR, reported beside it.
+        lr = float(name.split("@")[1]) if "@" in name else args.lr3
         encoder.freeze_for_spatialboost()
-        losses = train(vlm, [p for p in encoder.parameters() if p.requires_grad], data, args.stage3_steps, args.lr3)
+        losses = train(vlm, [p for p in encoder.parameters() if p.requires_grad], data, args.stage3_steps, lr)
     elif name == "oracle":
         encoder.freeze_for_spatialboost()
         head = torch.nn.Linear(encoder.config.hidden_size, 1)
@@ -355,7 +357,7 @@ def stage3_variant(name: str, stage2_vlm, base_encoder, data, args, probe_train:
     else:
         raise ValueError(name)
     facts["loss_first_last"] = (float(np.mean(losses[:20])), float(np.mean(losses[-20:])))
-    if name in ("spatialboost", "oracle"):
+    if name.startswith(("spatialboost", "oracle")):
         facts["alpha_per_layer"] = [round(a, 4) for a in encoder.mean_alpha().values()]
     return encoder, facts
 
@@ -497,7 +499,11 @@ def main(argv=None) -> None:
     parser.add_argument("--lr-lora", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variants", nargs="+", default=["spatialboost", "oracle", "full_ft", "lora"])
+    parser.add_argument("--extra-lr3", type=float, nargs="*", default=[],
+                        help="Further stage-3 learning rates, run as variants 'spatialboost@LR' and reported beside\n"
+                        "the main one; the claim is checked on --lr3 alone.")
     args = parser.parse_args(argv)
+    args.variants += [f"spatialboost@{lr:g}" for lr in args.extra_lr3]
     if args.quick:
         args.seeds, args.scenes = args.seeds[:1], [64, 128, 128, 48, 32]
         args.pretrain_steps, args.stage1_steps, args.stage2_steps, args.stage3_steps = 20, 10, 40, 20
