@@ -476,6 +476,96 @@ def summarise(results: list[dict], baselines: dict, args) -> dict:
     return summary
 
 
+def write_report(results: list[dict], summary: dict, output: Path) -> Path:
+    """`report.md` beside `summary.json`: the verdict, the per-seed table, the controls, alpha per layer and two
+    plots (probe figures per seed and variant; alpha per layer)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = list(summary["controls"])
+    names = ["base", *variants]
+
+    def figure(result, name, key):
+        return result["base"][key] if name == "base" else result["variants"][name][key]
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, (key, title) in zip(axes, (("depth_abs_rel", "depth probe AbsRel (lower is better)"),
+                                       ("knn_accuracy", "category kNN accuracy")), strict=True):
+        for offset, result in enumerate(results):
+            ax.scatter(np.arange(len(names)) + 0.1 * (offset - 1), [figure(result, n, key) for n in names],
+                       s=14, label=f"seed {result['seed']}")
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
+        ax.set_title(title, fontsize=8)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(output / "probes.png", dpi=110)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    for result in results:
+        for name in variants:
+            alpha = result["variants"][name].get("alpha_per_layer")
+            if alpha:
+                ax.plot(range(len(alpha)), alpha, marker="o", label=f"{name}, seed {result['seed']}")
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("mean alpha (0.5 at conversion)")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(output / "alpha.png", dpi=110)
+    plt.close(fig)
+
+    baselines = summary["text_baselines"]
+    lines = [
+        "# Toy reproduction of SpatialBoost's depth claim",
+        "",
+        f"Claim shown: **{summary['claim_shown']}**. Checks: "
+        + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in summary["checks"].items()) + ".",
+        "",
+        "## After stage 2 (held-out scenes)",
+        "",
+        "| seed | depth AbsRel | closer | left/right | image reliance (nats/answer token) |",
+        "|---|---|---|---|---|",
+        *[f"| {r['seed']} | {r['stage2_vlm']['depth_abs_rel']:.4f} | {r['stage2_vlm']['closer_accuracy']:.3f} | "
+          f"{r['stage2_vlm']['left_right_accuracy']:.3f} | {r['image_reliance_nats']:.3f} |" for r in results],
+        f"| text only | {baselines['coordinates_only_depth_abs_rel']:.4f} (coordinates only) | "
+        f"{baselines['lower_is_closer_accuracy']:.3f} (lower is closer) | "
+        f"{baselines['image_left_is_left_accuracy']:.3f} (left in the image) | |",
+        "",
+        "## After stage 3: frozen-encoder probes on held-out scenes",
+        "",
+        "| seed | " + " | ".join(f"{n} depth AbsRel / kNN / linear" for n in names) + " |",
+        "|---|" + "---|" * len(names),
+        *["| " + str(r["seed"]) + " | " + " | ".join(
+            f"{figure(r, n, 'depth_abs_rel'):.4f} / {figure(r, n, 'knn_accuracy'):.3f} / "
+            f"{figure(r, n, 'linear_accuracy'):.3f}" for n in names) + " |" for r in results],
+        "",
+        "| variant | depth AbsRel gain per seed (base minus variant) | mean | kNN change per seed | linear change |",
+        "|---|---|---|---|---|",
+        *[f"| {n} | " + ", ".join(f"{g:+.4f}" for g in c["depth_abs_rel_gain_per_seed"])
+          + f" | {c['depth_abs_rel_gain_mean']:+.4f} | "
+          + ", ".join(f"{g:+.3f}" for g in c["category_knn_change_per_seed"]) + " | "
+          + ", ".join(f"{g:+.3f}" for g in c["category_linear_change_per_seed"]) + " |"
+          for n, c in summary["controls"].items()],
+        "",
+        f"Base depth AbsRel over seeds: {summary['base_depth_abs_rel'][0]:.4f} ± {summary['base_depth_abs_rel'][1]:.4f}"
+        f" (std); SpatialBoost gain std over seeds {summary['depth_abs_rel_seed_std']:.4f}; base kNN std "
+        f"{summary['base_category_knn_seed_std']:.3f}.",
+        "",
+        "Mean alpha per layer after stage 3: "
+        + "; ".join(f"{n} seed {r['seed']} {r['variants'][n]['alpha_per_layer']}" for r in results for n in variants
+                    if r["variants"][n].get("alpha_per_layer")) + ".",
+        "",
+        "![probes](probes.png) ![alpha](alpha.png)",
+        "",
+        "Settings: `" + json.dumps(summary["settings"]) + "`",
+    ]
+    path = output / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -499,11 +589,18 @@ def main(argv=None) -> None:
     parser.add_argument("--lr-lora", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variants", nargs="+", default=["spatialboost", "oracle", "full_ft", "lora"])
+    parser.add_argument("--report-from", metavar="DIR",
+                        help="Only (re)write DIR/report.md from the results.json and summary.json of an earlier run.")
     parser.add_argument("--extra-lr3", type=float, nargs="*", default=[],
                         help="Further stage-3 learning rates, run as variants 'spatialboost@LR' and reported beside\n"
                         "the main one; the claim is checked on --lr3 alone.")
     args = parser.parse_args(argv)
     args.variants += [f"spatialboost@{lr:g}" for lr in args.extra_lr3]
+    if args.report_from:
+        folder = Path(args.report_from)
+        results, summary = (json.loads((folder / f"{name}.json").read_text()) for name in ("results", "summary"))
+        print(write_report(results, summary, folder))
+        return
     if args.quick:
         args.seeds, args.scenes = args.seeds[:1], [64, 128, 128, 48, 32]
         args.pretrain_steps, args.stage1_steps, args.stage2_steps, args.stage3_steps = 20, 10, 40, 20
@@ -529,6 +626,7 @@ def main(argv=None) -> None:
     summary["seconds"] = time.time() - started
     (output / "results.json").write_text(json.dumps(results, indent=1))
     (output / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_report(results, summary, output)
     print(json.dumps({k: summary[k] for k in (
         "claim_shown", "depth_abs_rel_gain_mean", "depth_abs_rel_seed_std", "category_knn_change",
         "image_reliance_nats", "vlm_left_right_accuracy", "checks")}))
