@@ -226,9 +226,11 @@ def train(vlm, parameters, data, steps: int, lr: float, extra_loss=None) -> list
     losses = []
     for _ in range(steps):
         ids, labels, _kinds, pixel_values, index = next(data)
-        loss = extra_loss(pixel_values, index) if extra_loss else vlm(
-            input_ids=ids, pixel_values=pixel_values, labels=labels
-        ).loss
+        loss = (
+            extra_loss(pixel_values, index)
+            if extra_loss
+            else vlm(input_ids=ids, pixel_values=pixel_values, labels=labels).loss
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -243,7 +245,7 @@ def evaluate_vlm(vlm, held_out, scenes: Scenes, shuffle_images: bool = False) ->
     `shuffle_images`, every conversation gets another scene's image (image reliance)."""
     vlm.eval()
     totals = {"loss": 0.0, "tokens": 0, "correct": [0, 0, 0], "count": [0, 0, 0], "abs_rel": []}
-    for ids, labels, kinds, pixel_values, index in held_out:
+    for ids, labels, kinds, pixel_values, _index in held_out:
         if shuffle_images:
             pixel_values = pixel_values.roll(1, dims=0)
         logits = vlm(input_ids=ids, pixel_values=pixel_values).logits[:, :-1]
@@ -259,7 +261,7 @@ def evaluate_vlm(vlm, held_out, scenes: Scenes, shuffle_images: bool = False) ->
         depth_mask = mask & (kind == 0)
         bins = (prediction[depth_mask] - VOCAB["d00"]).clamp(0, NUM_BINS - 1)
         truth = (CENTRES[target[depth_mask] - VOCAB["d00"]]).exp()
-        totals["abs_rel"].append(((CENTRES[bins].exp() - truth).abs() / truth))
+        totals["abs_rel"].append((CENTRES[bins].exp() - truth).abs() / truth)
     return {
         "loss_per_token": totals["loss"] / totals["tokens"],
         "depth_bin_accuracy": totals["correct"][0] / totals["count"][0],
@@ -301,9 +303,7 @@ def probe(encoder, probe_train: Scenes, probe_test: Scenes) -> dict:
     train_features = encode_images(encoder, probe_train.split.images)
     test_features = encode_images(encoder, probe_test.split.images)
     depth = depth_probe(train_features, probe_train.split.depths, test_features, probe_test.split.depths)
-    category = classification_probes(
-        train_features, probe_train.split.labels, test_features, probe_test.split.labels
-    )
+    category = classification_probes(train_features, probe_train.split.labels, test_features, probe_test.split.labels)
     return {"depth_abs_rel": depth["abs_rel"], **category}
 
 
@@ -347,7 +347,9 @@ def stage3_variant(name: str, stage2_vlm, base_encoder, data, args, probe_train:
     elif name == "lora":
         # LoRA on a plain copy of the base encoder (no Attn⁺), its attention projections.
         plain = copy.deepcopy(base_encoder)
-        lora = get_peft_model(plain, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+        lora = get_peft_model(
+            plain, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+        )
         boosted = vlm.model.vision_tower
         vlm.model.vision_tower = lora
         facts["lora_trainable"] = sum(p.numel() for p in lora.parameters() if p.requires_grad)
@@ -491,11 +493,18 @@ def write_report(results: list[dict], summary: dict, output: Path) -> Path:
         return result["base"][key] if name == "base" else result["variants"][name][key]
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    for ax, (key, title) in zip(axes, (("depth_abs_rel", "depth probe AbsRel (lower is better)"),
-                                       ("knn_accuracy", "category kNN accuracy")), strict=True):
+    for ax, (key, title) in zip(
+        axes,
+        (("depth_abs_rel", "depth probe AbsRel (lower is better)"), ("knn_accuracy", "category kNN accuracy")),
+        strict=True,
+    ):
         for offset, result in enumerate(results):
-            ax.scatter(np.arange(len(names)) + 0.1 * (offset - 1), [figure(result, n, key) for n in names],
-                       s=14, label=f"seed {result['seed']}")
+            ax.scatter(
+                np.arange(len(names)) + 0.1 * (offset - 1),
+                [figure(result, n, key) for n in names],
+                s=14,
+                label=f"seed {result['seed']}",
+            )
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
         ax.set_title(title, fontsize=8)
     axes[0].legend(fontsize=7)
@@ -521,14 +530,18 @@ def write_report(results: list[dict], summary: dict, output: Path) -> Path:
         "# Toy reproduction of SpatialBoost's depth claim",
         "",
         f"Claim shown: **{summary['claim_shown']}**. Checks: "
-        + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in summary["checks"].items()) + ".",
+        + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in summary["checks"].items())
+        + ".",
         "",
         "## After stage 2 (held-out scenes)",
         "",
         "| seed | depth AbsRel | closer | left/right | image reliance (nats/answer token) |",
         "|---|---|---|---|---|",
-        *[f"| {r['seed']} | {r['stage2_vlm']['depth_abs_rel']:.4f} | {r['stage2_vlm']['closer_accuracy']:.3f} | "
-          f"{r['stage2_vlm']['left_right_accuracy']:.3f} | {r['image_reliance_nats']:.3f} |" for r in results],
+        *[
+            f"| {r['seed']} | {r['stage2_vlm']['depth_abs_rel']:.4f} | {r['stage2_vlm']['closer_accuracy']:.3f} | "
+            f"{r['stage2_vlm']['left_right_accuracy']:.3f} | {r['image_reliance_nats']:.3f} |"
+            for r in results
+        ],
         f"| text only | {baselines['coordinates_only_depth_abs_rel']:.4f} (coordinates only) | "
         f"{baselines['lower_is_closer_accuracy']:.3f} (lower is closer) | "
         f"{baselines['image_left_is_left_accuracy']:.3f} (left in the image) | |",
@@ -537,25 +550,44 @@ def write_report(results: list[dict], summary: dict, output: Path) -> Path:
         "",
         "| seed | " + " | ".join(f"{n} depth AbsRel / kNN / linear" for n in names) + " |",
         "|---|" + "---|" * len(names),
-        *["| " + str(r["seed"]) + " | " + " | ".join(
-            f"{figure(r, n, 'depth_abs_rel'):.4f} / {figure(r, n, 'knn_accuracy'):.3f} / "
-            f"{figure(r, n, 'linear_accuracy'):.3f}" for n in names) + " |" for r in results],
+        *[
+            "| "
+            + str(r["seed"])
+            + " | "
+            + " | ".join(
+                f"{figure(r, n, 'depth_abs_rel'):.4f} / {figure(r, n, 'knn_accuracy'):.3f} / "
+                f"{figure(r, n, 'linear_accuracy'):.3f}"
+                for n in names
+            )
+            + " |"
+            for r in results
+        ],
         "",
         "| variant | depth AbsRel gain per seed (base minus variant) | mean | kNN change per seed | linear change |",
         "|---|---|---|---|---|",
-        *[f"| {n} | " + ", ".join(f"{g:+.4f}" for g in c["depth_abs_rel_gain_per_seed"])
-          + f" | {c['depth_abs_rel_gain_mean']:+.4f} | "
-          + ", ".join(f"{g:+.3f}" for g in c["category_knn_change_per_seed"]) + " | "
-          + ", ".join(f"{g:+.3f}" for g in c["category_linear_change_per_seed"]) + " |"
-          for n, c in summary["controls"].items()],
+        *[
+            f"| {n} | "
+            + ", ".join(f"{g:+.4f}" for g in c["depth_abs_rel_gain_per_seed"])
+            + f" | {c['depth_abs_rel_gain_mean']:+.4f} | "
+            + ", ".join(f"{g:+.3f}" for g in c["category_knn_change_per_seed"])
+            + " | "
+            + ", ".join(f"{g:+.3f}" for g in c["category_linear_change_per_seed"])
+            + " |"
+            for n, c in summary["controls"].items()
+        ],
         "",
         f"Base depth AbsRel over seeds: {summary['base_depth_abs_rel'][0]:.4f} ± {summary['base_depth_abs_rel'][1]:.4f}"
         f" (std); SpatialBoost gain std over seeds {summary['depth_abs_rel_seed_std']:.4f}; base kNN std "
         f"{summary['base_category_knn_seed_std']:.3f}.",
         "",
         "Mean alpha per layer after stage 3: "
-        + "; ".join(f"{n} seed {r['seed']} {r['variants'][n]['alpha_per_layer']}" for r in results for n in variants
-                    if r["variants"][n].get("alpha_per_layer")) + ".",
+        + "; ".join(
+            f"{n} seed {r['seed']} {r['variants'][n]['alpha_per_layer']}"
+            for r in results
+            for n in variants
+            if r["variants"][n].get("alpha_per_layer")
+        )
+        + ".",
         "",
         "![probes](probes.png) ![alpha](alpha.png)",
         "",
@@ -567,13 +599,20 @@ def write_report(results: list[dict], summary: dict, output: Path) -> Path:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--output-dir", default="toy-reproduction")
     parser.add_argument("--quick", action="store_true", help="A smoke run: few scenes and steps, one seed.")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda (not needed at this size).")
-    parser.add_argument("--scenes", type=int, nargs=5, default=[600, 1500, 1500, 300, 200],
-                        help="Scenes for: pre-training, stages 1-2, stage 3, probe fit, held-out probe/VLM tests.")
+    parser.add_argument(
+        "--scenes",
+        type=int,
+        nargs=5,
+        default=[600, 1500, 1500, 300, 200],
+        help="Scenes for: pre-training, stages 1-2, stage 3, probe fit, held-out probe/VLM tests.",
+    )
     parser.add_argument("--pretrain-steps", type=int, default=300)
     parser.add_argument("--stage1-steps", type=int, default=200)
     parser.add_argument("--stage2-steps", type=int, default=3000)
@@ -589,11 +628,19 @@ def main(argv=None) -> None:
     parser.add_argument("--lr-lora", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variants", nargs="+", default=["spatialboost", "oracle", "full_ft", "lora"])
-    parser.add_argument("--report-from", metavar="DIR",
-                        help="Only (re)write DIR/report.md from the results.json and summary.json of an earlier run.")
-    parser.add_argument("--extra-lr3", type=float, nargs="*", default=[],
-                        help="Further stage-3 learning rates, run as variants 'spatialboost@LR' and reported beside\n"
-                        "the main one; the claim is checked on --lr3 alone.")
+    parser.add_argument(
+        "--report-from",
+        metavar="DIR",
+        help="Only (re)write DIR/report.md from the results.json and summary.json of an earlier run.",
+    )
+    parser.add_argument(
+        "--extra-lr3",
+        type=float,
+        nargs="*",
+        default=[],
+        help="Further stage-3 learning rates, run as variants 'spatialboost@LR' and reported beside\n"
+        "the main one; the claim is checked on --lr3 alone.",
+    )
     args = parser.parse_args(argv)
     args.variants += [f"spatialboost@{lr:g}" for lr in args.extra_lr3]
     if args.report_from:
@@ -627,9 +674,22 @@ def main(argv=None) -> None:
     (output / "results.json").write_text(json.dumps(results, indent=1))
     (output / "summary.json").write_text(json.dumps(summary, indent=1))
     write_report(results, summary, output)
-    print(json.dumps({k: summary[k] for k in (
-        "claim_shown", "depth_abs_rel_gain_mean", "depth_abs_rel_seed_std", "category_knn_change",
-        "image_reliance_nats", "vlm_left_right_accuracy", "checks")}))
+    print(
+        json.dumps(
+            {
+                k: summary[k]
+                for k in (
+                    "claim_shown",
+                    "depth_abs_rel_gain_mean",
+                    "depth_abs_rel_seed_std",
+                    "category_knn_change",
+                    "image_reliance_nats",
+                    "vlm_left_right_accuracy",
+                    "checks",
+                )
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
