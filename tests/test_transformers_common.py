@@ -67,7 +67,9 @@ from modeling_spatialboost import (
 
 pytestmark = pytest.mark.slow
 
-pytest.importorskip("parameterized", reason="transformers' test_modeling_common.py imports parameterized")
+pytest.importorskip(
+    "parameterized", reason="transformers' test_modeling_common.py imports parameterized: pip install -e '.[test]'"
+)
 
 VERSION = transformers.__version__
 CACHE = Path(os.environ.get("SPATIALBOOST_CACHE", "~/.cache/spatialboost")).expanduser() / "transformers-src" / VERSION
