@@ -1,4 +1,3 @@
-# Copyright 2026 The SpatialBoost authors. Licensed under the Apache License, Version 2.0.
 """Configurations of SpatialBoost encoders.
 
 SpatialBoost (Jeon et al., "SpatialBoost: Enhancing Visual Representation through Language-Guided Reasoning",

@@ -1,4 +1,3 @@
-# Copyright 2026 The SpatialBoost authors. Licensed under the Apache License, Version 2.0.
 """Configuration of the SpatialBoost VLM: a SpatialBoost encoder, a 2-layer GELU projector and any causal LM.
 
 SpatialBoost (Jeon et al., "SpatialBoost: Enhancing Visual Representation through Language-Guided Reasoning",

@@ -132,10 +132,8 @@ def fused_dual_attention(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One pass of a dual-channel attention module (`DualChannelAttentionMixin`) over both branches.
 
-    Returns the mixed output (batch, tokens, hidden) and, from eager attention, `Attn`'s attention weights
-    (batch, heads, queries, keys), as the two-pass forward returns them. They are a slice of the one attention call's
-    weights over both head sets, so, unlike the two-pass forward's, gradients do not reach this slice (they reach
-    the joint tensor); use `attention_fusion="two_pass"` to take gradients of returned attentions.
+    Returns the mixed output (batch, tokens, hidden) and, from eager attention, the weights of both head sets
+    (batch, 2 × heads, queries, keys), `Attn`'s heads first, as the two-pass forward returns them.
     """
     plus = attention.attn_plus
     q_name, k_name, v_name, o_name = attention.projection_names
@@ -158,5 +156,4 @@ def fused_dual_attention(
         plus_out.bias,
         plus.mix_logit,
     )
-    # (batch, 2 × heads, queries, keys) -> Attn's heads: (batch, heads, queries, keys)
-    return output, None if weights is None else weights[:, : attention.num_heads]
+    return output, weights

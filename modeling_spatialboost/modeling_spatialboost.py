@@ -1,4 +1,3 @@
-# Copyright 2026 The SpatialBoost authors. Licensed under the Apache License, Version 2.0.
 """SpatialBoost encoders: DINOv3 ViT and SigLIP / SigLIP2 vision towers with dual-channel attention.
 
 SpatialBoost (Jeon et al., "SpatialBoost: Enhancing Visual Representation through Language-Guided Reasoning",
@@ -38,21 +37,17 @@ from transformers import (
     SiglipImageProcessor,
     SiglipVisionModel,
 )
-from transformers import initialization as init
-from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.dinov3_vit.modeling_dinov3_vit import (
     DINOv3ViTAttention,
-    DINOv3ViTBackboneOutput,
     apply_rotary_pos_emb,
     eager_attention_forward,
     rotate_half,
 )
 from transformers.models.siglip.modeling_siglip import SiglipAttention
 from transformers.models.siglip2.modeling_siglip2 import Siglip2Attention
-from transformers.processing_utils import Unpack
-from transformers.utils import TransformersKwargs, cached_file
+from transformers.utils import cached_file
 
 from .configuration_spatialboost import (
     SpatialBoostDinov3ViTConfig,
@@ -95,14 +90,6 @@ class DualChannelAttentionMixin:
 
     The subclass sets `projection_names` (query, key, value, output) and, if the family rotates queries and keys,
     overrides `rotate_queries_and_keys`.
-
-    With `output_attentions=True` (eager attention), the forward returns the attention weights of `Attn`, the frozen
-    pre-trained branch, in transformers' shape (batch, heads, queries, keys): the same shape as the base model's,
-    for any boosted layer subset, and on the path to the output, so gradients reach them. The weights of `Attn⁺` are
-    left out: transformers records one weight tensor per attention module into `attentions`, so a second tensor
-    would need a new output class for every family and would change what `attentions` holds for upstream tools
-    (pipelines, attention-map plots) that read it. To inspect `Attn⁺`'s weights, call
-    `attention.attend(attention.attn_plus, hidden_states, ...)` with eager attention.
     """
 
     projection_names: tuple[str, str, str, str]
@@ -113,20 +100,6 @@ class DualChannelAttentionMixin:
 
     def rotate_queries_and_keys(self, queries, keys, position_embeddings):
         return queries, keys
-
-    @torch.no_grad()
-    def init_attn_plus(self) -> None:
-        """`Attn⁺` and `a` as weight initialisation sets them: a copy of `Attn` and zero, except weights already loaded.
-
-        Unlike [`~DualChannelAttentionMixin.reset_attn_plus`], leaves alone the tensors that `from_pretrained` loaded
-        (transformers' `init` functions skip tensors flagged `_is_hf_initialized`).
-        """
-        for name in self.projection_names:
-            source, target = getattr(self, name), getattr(self.attn_plus, name)
-            init.copy_(target.weight, source.weight)
-            if source.bias is not None:
-                init.copy_(target.bias, source.bias)
-        init.zeros_(self.attn_plus.mix_logit)
 
     def rotate_stacked_queries_and_keys(self, queries_and_keys, position_embeddings):
         """The fused pass's rotation: queries and keys stacked on a leading dim (2, batch, heads, tokens, head_dim)."""
@@ -206,9 +179,9 @@ class DualChannelAttentionMixin:
         # α ⊙ Attn + (1 − α) ⊙ Attn⁺ == Attn⁺ + α ⊙ (Attn − Attn⁺): exact when the branches agree.
         alpha = torch.sigmoid(self.attn_plus.mix_logit).to(plus_output.dtype)
         output = torch.lerp(plus_output, base_output, alpha)
-        # Attentions returned (eager attention only): Attn's, (batch, heads, queries, keys), as upstream's; see
-        # `DualChannelAttentionMixin` for why Attn⁺'s are left out.
-        return output, base_weights
+        # Eager attention returns weights: (batch, 2 × heads, queries, keys), Attn's heads first.
+        weights = None if base_weights is None else torch.cat([base_weights, plus_weights], dim=1)
+        return output, weights
 
 
 class SpatialBoostDinov3ViTAttention(DualChannelAttentionMixin, DINOv3ViTAttention):
@@ -275,17 +248,6 @@ class SpatialBoostMixin:
         # Preprocessing that `save_pretrained` writes next to the weights; replaced by the base checkpoint's own
         # processor on conversion and by the saved one in `from_pretrained`.
         self.image_processor = self.default_image_processor()
-
-    @torch.no_grad()
-    def initialize_weights(self):
-        # Adds `Attn⁺` and `a` after upstream's pass (which initialises Attn, or skips it where it was loaded): Attn⁺
-        # starts as a copy of Attn and `a` at zero, so the model computes what the base computes. Done here rather
-        # than in `_init_weights`: DINOv3's layers sit in a nested `PreTrainedModel` (`DINOv3ViTEncoder`), whose own
-        # upstream `_init_weights` is the one called on them.
-        super().initialize_weights()
-        for module in self.modules():
-            if isinstance(module, DualChannelAttentionMixin):
-                module.init_attn_plus()
 
     @property
     def encoder_layers(self) -> nn.ModuleList:
@@ -486,6 +448,11 @@ Pin `revision=` to a commit: the modelling code is run from this repository.
         self.image_processor.save_pretrained(save_directory)
         self.create_model_card().save(f"{save_directory}/README.md")
 
+    def forward(self, pixel_values: torch.Tensor, *args, **kwargs) -> BaseModelOutputWithPooling:
+        # Adds an input check: a wrong channel count otherwise fails deep inside a convolution or a reshape.
+        self.check_pixel_values(pixel_values)
+        return super().forward(pixel_values, *args, **kwargs)
+
 
 class Dinov3Family:
     """What the DINOv3 ViT classes (model and backbone) share: their attention, layers, processor and licence."""
@@ -512,27 +479,12 @@ class Dinov3Family:
 class SpatialBoostDinov3ViTModel(Dinov3Family, SpatialBoostMixin, DINOv3ViTModel):
     """[`DINOv3ViTModel`] whose attention layers carry the SpatialBoost branch (see the module docstring)."""
 
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        bool_masked_pos: torch.Tensor | None = None,
-        **kwargs: Unpack[TransformersKwargs],
-    ) -> BaseModelOutputWithPooling:
-        # Upstream's signature; adds an input check (a wrong channel count otherwise fails deep in a convolution).
-        self.check_pixel_values(pixel_values)
-        return super().forward(pixel_values, bool_masked_pos=bool_masked_pos, **kwargs)
-
 
 class SpatialBoostDinov3ViTBackbone(Dinov3Family, SpatialBoostMixin, DINOv3ViTBackbone):
     """[`DINOv3ViTBackbone`] with the SpatialBoost branch, for dense heads (DPT and others) through `AutoBackbone`.
 
     Same weights as [`SpatialBoostDinov3ViTModel`]: either class loads the other's folder.
     """
-
-    def forward(self, pixel_values: torch.Tensor, **kwargs: Unpack[TransformersKwargs]) -> DINOv3ViTBackboneOutput:
-        # Upstream's signature; adds an input check (a wrong channel count otherwise fails deep in a convolution).
-        self.check_pixel_values(pixel_values)
-        return super().forward(pixel_values, **kwargs)
 
 
 class SpatialBoostSiglipVisionModel(SpatialBoostMixin, SiglipVisionModel):
@@ -558,16 +510,6 @@ class SpatialBoostSiglipVisionModel(SpatialBoostMixin, SiglipVisionModel):
     def default_image_processor(self):
         size = self.config.image_size
         return SiglipImageProcessor(size={"height": size, "width": size})
-
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        interpolate_pos_encoding: bool | None = False,
-        **kwargs: Unpack[TransformersKwargs],
-    ) -> BaseModelOutputWithPooling:
-        # Upstream's signature; adds an input check (a wrong channel count otherwise fails deep in a convolution).
-        self.check_pixel_values(pixel_values)
-        return super().forward(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, **kwargs)
 
 
 class SpatialBoostSiglip2VisionModel(SpatialBoostMixin, Siglip2VisionModel):
@@ -602,17 +544,6 @@ class SpatialBoostSiglip2VisionModel(SpatialBoostMixin, Siglip2VisionModel):
                 f"{self.config.patch_size}² = {patch_dim}); got {tuple(pixel_values.shape)}."
             )
 
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        pixel_attention_mask: torch.Tensor,
-        spatial_shapes: torch.LongTensor,
-        **kwargs: Unpack[TransformersKwargs],
-    ) -> BaseModelOutputWithPooling:
-        # Upstream's signature; adds an input check (a wrong patch size otherwise fails deep in a linear layer).
-        self.check_pixel_values(pixel_values)
-        return super().forward(pixel_values, pixel_attention_mask, spatial_shapes, **kwargs)
-
 
 __all__ = [
     "SpatialBoostDinov3ViTBackbone",
@@ -621,21 +552,6 @@ __all__ = [
     "SpatialBoostSiglipVisionModel",
 ]
 
-
-# Upstream's key renamings for old checkpoint layouts (DINOv3's `layer.` -> `model.layer.`, SigLIP's `vision_model.`
-# prefix) apply to the SpatialBoost classes as they do to upstream's: registered by class name, the lookup that comes
-# first. `overwrite`: the package and a remote-code copy of this file may both be imported.
-for _boosted_class, _upstream_class in (
-    (SpatialBoostDinov3ViTModel, DINOv3ViTModel),
-    (SpatialBoostDinov3ViTBackbone, DINOv3ViTBackbone),
-    (SpatialBoostSiglipVisionModel, SiglipVisionModel),
-    (SpatialBoostSiglip2VisionModel, Siglip2VisionModel),
-):
-    _mapping = get_checkpoint_conversion_mapping(_upstream_class.__name__) or get_checkpoint_conversion_mapping(
-        _upstream_class.config_class.model_type
-    )
-    if _mapping is not None:
-        register_checkpoint_conversion_mapping(_boosted_class.__name__, _mapping, overwrite=True)
 
 # `save_pretrained` writes `auto_map` and copies this file and `configuration_spatialboost.py` beside the weights, so
 # `AutoModel.from_pretrained(folder, trust_remote_code=True)` works where this package is not installed.
