@@ -23,7 +23,8 @@ answer away as little as possible (for "closer", pairs in the same image row or 
 likely as the rest). The text-only baselines are measured on the same held-out questions: per-region mean depth
 (coordinates only), "the lower region is closer", "the region further left in the image is left".
 
-Run: `python benchmarks/toy_reproduction.py` (about 30-60 minutes on 2 CPU cores; `--quick` for a smoke run). Writes
+Run: `python benchmarks/toy_reproduction.py` (one seed with all five variants took 74 minutes on 2 shared CPU cores;
+`--quick` for a smoke run). Writes
 `toy-reproduction/report.md` and `summary.json` and prints a JSON line last.
 """
 
